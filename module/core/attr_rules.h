@@ -1,0 +1,36 @@
+/* Attribute behaviour as data (STYLE.md rule 5): one table per object
+ * class saying which attributes exist, their kind, whether a C_DeriveKey
+ * template may set them, their default, and whether they are sensitive. */
+#ifndef TP_CORE_ATTR_RULES_H
+#define TP_CORE_ATTR_RULES_H
+
+#include <p11-kit/pkcs11.h>
+
+typedef enum tp_attr_kind {
+	TP_KIND_BOOL,
+	TP_KIND_ULONG,
+	TP_KIND_BYTES,
+	TP_KIND_DATE,                /* CK_DATE or empty */
+} tp_attr_kind;
+
+enum {
+	TP_ATTR_DERIVE_OK = 1u << 0,   /* a C_DeriveKey template may set it */
+	TP_ATTR_DEFAULT = 1u << 1,     /* set to dflt (bytes/date: empty) when not given */
+	TP_ATTR_SENSITIVE = 1u << 2,   /* unreadable when CKA_SENSITIVE or !CKA_EXTRACTABLE */
+	TP_ATTR_NEVER_READ = 1u << 3,  /* never readable (the value is not here) */
+	TP_ATTR_SECRET = 1u << 4,      /* value wiped when freed */
+};
+
+typedef struct tp_attr_rule {
+	CK_ATTRIBUTE_TYPE type;
+	tp_attr_kind kind;
+	unsigned flags;
+	CK_ULONG dflt;               /* TP_ATTR_DEFAULT, bool or ulong */
+} tp_attr_rule;
+
+/* NULL when objects of klass have no attribute type. */
+const tp_attr_rule *attr_rule(CK_OBJECT_CLASS klass, CK_ATTRIBUTE_TYPE type);
+/* The rules of klass (for defaults). */
+const tp_attr_rule *attr_rules(CK_OBJECT_CLASS klass, size_t *n);
+
+#endif

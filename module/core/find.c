@@ -1,0 +1,147 @@
+#include "core/find.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/attrs.h"
+#include "core/object.h"
+#include "core/session.h"
+#include "core/token.h"
+
+/* Could a Tang key object match?  If not, the search needs no network
+ * (a search for secret keys must not wait for the Tang server). */
+static bool may_match_tang(const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+	for (CK_ULONG i = 0; i < count; i++) {
+		const CK_ATTRIBUTE *t = &tmpl[i];
+
+		if (t->type == CKA_CLASS && t->pValue && t->ulValueLen == sizeof(CK_ULONG)) {
+			CK_OBJECT_CLASS c = *(const CK_OBJECT_CLASS *)t->pValue;
+
+			if (c != CKO_PUBLIC_KEY && c != CKO_PRIVATE_KEY)
+				return false;
+		}
+		if (t->type == CKA_TOKEN && t->pValue && t->ulValueLen == sizeof(CK_BBOOL) &&
+		    !*(const CK_BBOOL *)t->pValue)
+			return false;
+	}
+	return true;
+}
+
+CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+	CK_RV rv = CKR_GENERAL_ERROR;
+	tp_session *s;
+	tp_token *tok = NULL;
+
+	if (!tmpl && count)
+		return CKR_ARGUMENTS_BAD;
+
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	s = session_lookup_locked(lib, hs);
+	if (!s) {
+		rv = CKR_SESSION_HANDLE_INVALID;
+	} else if (s->find_active || s->find_busy) {
+		rv = CKR_OPERATION_ACTIVE;
+	} else {
+		/* Claim the find operation while the lock is dropped. */
+		s->find_busy = true;
+		tok = s->token;
+		rv = CKR_OK;
+	}
+	/* --------------------------------------------- END LOCKED SECTION */
+	lib_unlock();
+	if (rv != CKR_OK)
+		return rv;
+
+	/* First need of the Tang keys: fetch the advertisement, unlocked. */
+	if (may_match_tang(tmpl, count))
+		token_load_keys(lib, tok);
+
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	s = session_lookup_locked(lib, hs);
+	if (!s) {
+		/* Closed by another thread meanwhile. */
+		rv = CKR_SESSION_CLOSED;
+		goto unlock;
+	}
+	s->find_busy = false;
+	free(s->found);
+	s->found = calloc(lib->n_objects + 1, sizeof(*s->found));
+	s->n_found = s->pos = 0;
+	if (!s->found) {
+		rv = CKR_HOST_MEMORY;
+		goto unlock;
+	}
+	for (size_t i = 0; i < lib->n_objects; i++) {
+		const tp_object *o = lib->objects[i];
+
+		if (o->token == tok && attrs_match(o, tmpl, count))
+			s->found[s->n_found++] = o->handle;
+	}
+	s->find_active = true;
+	rv = CKR_OK;
+unlock:
+	/* --------------------------------------------- END LOCKED SECTION */
+	lib_unlock();
+	return rv;
+}
+
+CK_RV find_next(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE *out,
+		CK_ULONG max, CK_ULONG *n_out)
+{
+	CK_RV rv = CKR_GENERAL_ERROR;
+	tp_session *s;
+
+	if ((!out && max) || !n_out)
+		return CKR_ARGUMENTS_BAD;
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	s = session_lookup_locked(lib, hs);
+	if (!s) {
+		rv = CKR_SESSION_HANDLE_INVALID;
+	} else if (!s->find_active) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+	} else {
+		CK_ULONG n = 0;
+
+		/* Objects destroyed since the snapshot are skipped. */
+		while (n < max && s->pos < s->n_found) {
+			CK_OBJECT_HANDLE h = s->found[s->pos++];
+
+			if (object_lookup_locked(lib, s->token, h))
+				out[n++] = h;
+		}
+		*n_out = n;
+		rv = CKR_OK;
+	}
+	/* --------------------------------------------- END LOCKED SECTION */
+	lib_unlock();
+	return rv;
+}
+
+CK_RV find_final(tp_lib *lib, CK_SESSION_HANDLE hs)
+{
+	CK_RV rv = CKR_GENERAL_ERROR;
+	tp_session *s;
+
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	s = session_lookup_locked(lib, hs);
+	if (!s) {
+		rv = CKR_SESSION_HANDLE_INVALID;
+	} else if (!s->find_active) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+	} else {
+		free(s->found);
+		s->found = NULL;
+		s->n_found = s->pos = 0;
+		s->find_active = false;
+		rv = CKR_OK;
+	}
+	/* --------------------------------------------- END LOCKED SECTION */
+	lib_unlock();
+	return rv;
+}

@@ -1,0 +1,26 @@
+#include "mech/registry.h"
+
+/* Every mechanism is flagged CKF_HW: pkcs11-tool only auto-selects those,
+ * and the key really lives elsewhere (on the Tang server). */
+static const tp_mech mechs[] = {
+	{ CKM_ECDH1_DERIVE, 256, 521,
+	  CKF_HW | CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS },
+};
+
+size_t mech_count(void)
+{
+	return sizeof(mechs) / sizeof(mechs[0]);
+}
+
+const tp_mech *mech_at(size_t i)
+{
+	return i < mech_count() ? &mechs[i] : NULL;
+}
+
+const tp_mech *mech_find(CK_MECHANISM_TYPE type)
+{
+	for (size_t i = 0; i < mech_count(); i++)
+		if (mechs[i].type == type)
+			return &mechs[i];
+	return NULL;
+}

@@ -1,0 +1,148 @@
+/* Encrypt, decrypt, digest, sign, verify: not offered yet (CKM_TANG_JWE
+ * and the store mechanisms come with later issues). */
+#include "p11/p11_guard.h"
+
+CK_RV P11_EXPORT C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_VerifyRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DigestEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DecryptDigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_SignEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen)
+{
+	P11_NOT_SUPPORTED();
+}
+
+CK_RV P11_EXPORT C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen)
+{
+	P11_NOT_SUPPORTED();
+}

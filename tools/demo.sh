@@ -1,0 +1,95 @@
+#!/bin/bash
+# demo.sh: the Tang key as a PKCS#11 key, with standard tools only.
+#
+# Runs next to a Tang server started by tests/fixtures/with-tangd (which
+# exports TANG_URL, TANG_CTL, TANG_PKCS11_CONF, ...) and the module named by
+# TANG_PKCS11_MODULE.  ./tools/run-demo does all of that for you.
+#   1. provisioning: read the Tang public key off the token (pkcs11-tool),
+#      derive a secret against it with openssl from a throw-away key, keep
+#      only the throw-away public half
+#   2. recovery: pkcs11-tool --derive with that public half, through the
+#      module and the Tang server, gives the same secret
+#   3. refusal: once Tang is stopped the token cannot derive
+# Exit status 0 when all three behave as described.
+set -u
+: "${TANG_PKCS11_MODULE:?path of tang-pkcs11.so}" "${TANG_CTL:?run under tests/fixtures/with-tangd}" \
+	"${TANG_URL:?}" "${TANG_THP:?}" "${TANG_SERVER_LOG:?}"
+W=$(mktemp -d "${TANG_TMP:-/tmp}/demo.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+cd "$W"
+ok=true
+b=$(tput bold 2>/dev/null || true); n=$(tput sgr0 2>/dev/null || true)
+step() { echo; echo "${b}== $*${n}"; }
+run() { # show the command as a person would type it, then run it
+	if [ "$1" = p11 ]; then echo "\$ pkcs11-tool --module $TANG_PKCS11_MODULE ${*:2}"; else echo "\$ $*"; fi
+	"$@"
+}
+fail() { echo "${b}!! $*${n}"; ok=false; }
+p11() { pkcs11-tool --module "$TANG_PKCS11_MODULE" "$@"; }
+
+step "A Tang server runs at $TANG_URL (tangd, fresh keys in $TANG_DB)"
+echo "Configure the token: pin the server by the thumbprint of its signing key,"
+echo "and keep a copy of its advertisement (as a clevis JWE does), so the token"
+echo "knows its Tang key even while the server is down."
+run curl -sf -o adv.jws "$TANG_URL/adv"
+cat > tang-pkcs11.conf <<CONF
+{ "tokens": [ { "label": "tang",
+                "tang": { "url": "$TANG_URL", "thp": "$TANG_THP", "adv": "adv.jws" },
+                "timeout": 5 } ] }
+CONF
+export TANG_PKCS11_CONF=$W/tang-pkcs11.conf
+echo "\$ cat \$TANG_PKCS11_CONF"
+cat "$TANG_PKCS11_CONF"
+
+step "The token, as any PKCS#11 program sees it"
+run p11 --list-token-slots 2>&1 | grep -E 'Slot|token label|token flags'
+run p11 --list-objects --type pubkey 2>&1
+id=$(p11 --list-objects --type pubkey 2>/dev/null | awk '/^ *ID:/ { print $2; exit }')
+[ -n "$id" ] || { fail "no Tang public key on the token (is Tang reachable?)"; exit 1; }
+echo "The Tang exchange key has CKA_ID $id (its JWK thumbprint)."
+
+step "1. Provisioning: read the Tang public key off the token"
+run p11 --read-object --type pubkey --id "$id" -o tang_pub.der 2>&1
+run openssl pkey -pubin -inform DER -in tang_pub.der -out tang_pub.pem
+openssl pkey -pubin -in tang_pub.pem -noout -text | head -n 1
+
+step "1. Provisioning: a throw-away key pair derives a secret against it (OpenSSL only, no Tang)"
+run openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-521 -out throwaway.pem
+run openssl pkey -in throwaway.pem -pubout -outform DER -out throwaway_pub.der
+run openssl pkeyutl -derive -inkey throwaway.pem -peerkey tang_pub.pem -out secret.bin
+echo "secret (66 bytes), SHA-256: $(sha256sum < secret.bin | cut -c1-64)"
+echo "Deleting the throw-away private key: only its public half is kept."
+run rm -f throwaway.pem
+posts=$(grep -c POST "$TANG_SERVER_LOG" || true)
+
+step "2. Recovery: the token derives with the kept public half (McCallum-Relyea exchange with Tang)"
+run p11 --derive -m ECDH1-DERIVE --id "$id" --input-file throwaway_pub.der --output-file recovered.bin 2>&1
+echo "recovered,           SHA-256: $(sha256sum < recovered.bin 2>/dev/null | cut -c1-64)"
+if cmp -s secret.bin recovered.bin; then
+	echo "${b}SAME SECRET: recovered through the module and Tang.${n}"
+else
+	fail "the recovered secret differs from the provisioned one"
+fi
+echo "What the Tang server saw (it only ever gets a blinded point):"
+tail -n +$((posts + 1)) "$TANG_SERVER_LOG" | grep POST | sed 's/^/  tangd: /'
+
+step "3. Refusal: stop the Tang server and try again"
+run "$TANG_CTL" stop
+out=$(p11 --derive -m ECDH1-DERIVE --id "$id" --input-file throwaway_pub.der --output-file refused.bin 2>&1)
+rc=$?
+echo "$out"
+if [ $rc != 0 ] && grep -q CKR_DEVICE_ERROR <<<"$out"; then
+	echo "${b}REFUSED with CKR_DEVICE_ERROR: without Tang the secret cannot be recovered.${n}"
+else
+	fail "expected CKR_DEVICE_ERROR with Tang stopped (exit $rc)"
+fi
+if [ -n "${TANG_PKCS11_LOG:-}" ] && [ -s "$TANG_PKCS11_LOG" ]; then
+	echo "The module's log says:"
+	grep -v -i debug "$TANG_PKCS11_LOG" | tail -n 2 | sed 's/^/  /'
+fi
+"$TANG_CTL" start >/dev/null
+
+echo
+if $ok; then echo "${b}Demo complete: provisioning, recovery and refusal all behaved as expected.${n}"; exit 0; fi
+echo "${b}Demo FAILED (see the !! lines above).${n}"
+exit 1
