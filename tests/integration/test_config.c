@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "tp_test.h"
 
 static char tmp[4096];
@@ -470,6 +472,102 @@ static void case_thp_s1(const void *arg)
 	free(thp);
 }
 
+/* Initialize with an inline adv; true when the module refused to trust it:
+ * either C_Initialize failed (CKR_FUNCTION_FAILED) or the token has no keys. */
+static bool adv_refused(json_t *adv_json, const char *name)
+{
+	char *a = json_dumps(adv_json, JSON_COMPACT);
+	size_t len = strlen(a) + 512;
+	char *text = malloc(len);
+	snprintf(text, len, "{ \"tokens\": [ { \"label\": \"tang\", \"tang\": { \"url\": \"%s\", "
+		 "\"adv\": %s } } ] }\n", tp_env("TANG_URL"), a);
+	setenv("TANG_PKCS11_CONF", conf_file(name, text), 1);
+	free(text);
+	free(a);
+	CK_RV rv = P->C_Initialize(NULL);
+	if (rv == CKR_FUNCTION_FAILED)
+		return true;
+	CHECK_RV(rv, CKR_OK);
+	size_t n = count_objects(1);
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	tp_note("%s: %zu objects", name, n);
+	return n == 0;
+}
+
+static json_t *fetch_adv(const char *what)
+{
+	char cmd[8400], path[4200];
+	snprintf(path, sizeof path, "%s/fetched-adv.jws", tmp);
+	snprintf(cmd, sizeof cmd, "curl -sf -o '%s' '%s/adv'", path, tp_env("TANG_URL"));
+	REQUIRE(system(cmd) == 0);
+	json_t *j = json_load_file(path, 0, NULL);
+	CHECKF(j != NULL, "%s: the advertisement is not JSON", what);
+	return j;
+}
+
+/* JWS checks: flattened and general form, every verify key must have
+ * signed, a tampered payload is refused. */
+static void case_adv_signatures(const void *arg)
+{
+	(void)arg;
+	char cmd[8400];
+	const char *db = tp_env("TANG_DB");
+
+	json_t *flat = fetch_adv("one signing key");
+	REQUIRE(flat && json_object_get(flat, "signature"));
+	json_t *tampered = json_deep_copy(flat);
+	char *payload = strdup(json_string_value(json_object_get(flat, "payload")));
+	size_t pl = strlen(payload);
+	payload[pl / 2] = payload[pl / 2] == 'A' ? 'B' : 'A';
+	json_object_set_new(tampered, "payload", json_string(payload));
+	CHECKF(adv_refused(tampered, "tampered.conf"), "an advertisement with a tampered payload was trusted");
+	CHECKF(!adv_refused(flat, "flat.conf"), "the untouched flattened advertisement was refused");
+	free(payload);
+	json_decref(tampered);
+	json_decref(flat);
+
+	/* A second current signing key: /adv is now signed twice (general form). */
+	snprintf(cmd, sizeof cmd,
+		 "set -e; cd '%s'; jose jwk gen -i '{\"alg\":\"ES512\"}' -o sig2.tmp; "
+		 "mv sig2.tmp \"$(jose jwk thp -i sig2.tmp -a S256).jwk.new\"; "
+		 "for f in *.jwk.new; do mv \"$f\" \"${f%%.new}\"; echo \"${f%%.jwk.new}\" > '%s/sig2.thp'; done",
+		 db, tmp);
+	REQUIRE(system(cmd) == 0);
+	json_t *gen = fetch_adv("two signing keys");
+	json_t *sigs = json_object_get(gen, "signatures");
+	REQUIRE(json_array_size(sigs) == 2);
+
+	CHECKF(!adv_refused(gen, "general.conf"), "a general-form advertisement (2 signatures) was refused");
+
+	json_t *one = json_object();
+	json_object_set(one, "payload", json_object_get(gen, "payload"));
+	json_object_set(one, "protected", json_object_get(json_array_get(sigs, 0), "protected"));
+	json_object_set(one, "signature", json_object_get(json_array_get(sigs, 0), "signature"));
+	CHECKF(adv_refused(one, "one-of-two.conf"),
+	       "an advertisement listing two verify keys but signed by one was trusted");
+	json_decref(one);
+	json_decref(gen);
+
+	/* Through the network, pinned by either signing key. */
+	char *thp2 = tp_read_file(path_in_tmp("sig2.thp"), 0);
+	REQUIRE(thp2 != NULL);
+	thp2[strcspn(thp2, "\n")] = 0;
+	const char *pins[2] = { tp_env("TANG_THP"), thp2 };
+	for (int i = 0; i < 2; i++) {
+		char tok[1024], text[1200];
+		token_json(tok, sizeof tok, "tang", tp_env("TANG_URL"), pins[i], 5);
+		snprintf(text, sizeof text, "{ \"tokens\": [ %s ] }\n", tok);
+		setenv("TANG_PKCS11_CONF", conf_file("general-net.conf", text), 1);
+		CHECK_RV(P->C_Initialize(NULL), CKR_OK);
+		CHECKF(count_objects(1) == 2, "two signing keys, pinned by key %d: no Tang keys", i + 1);
+		CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	}
+	char path[4400];
+	snprintf(path, sizeof path, "%s/%s.jwk", db, thp2);
+	CHECK(unlink(path) == 0);
+	free(thp2);
+}
+
 int main(void)
 {
 	snprintf(tmp, sizeof tmp, "%s", tp_env("TANG_TMP"));
@@ -546,5 +644,7 @@ int main(void)
 	run_case("adv given as a file relative to the configuration file", case_adv_given, "file");
 	run_case("adv given inline", case_adv_given, "inline");
 	run_case("thp as an S1 thumbprint", case_thp_s1, NULL);
+	run_case("advertisement JWS: flattened and general form, every verify key signed, "
+		 "tampering refused", case_adv_signatures, NULL);
 	return tp_exit();
 }
