@@ -42,7 +42,7 @@ echo "\$ cat \$TANG_PKCS11_CONF"
 cat "$TANG_PKCS11_CONF"
 
 step "The token, as any PKCS#11 program sees it"
-run p11 --list-token-slots 2>&1 | grep -E 'Slot|token label|token flags'
+run p11 --list-token-slots 2>&1 | grep -E '^\$|Slot|token label|token flags'
 run p11 --list-objects --type pubkey 2>&1
 id=$(p11 --list-objects --type pubkey 2>/dev/null | awk '/^ *ID:/ { print $2; exit }')
 [ -n "$id" ] || { fail "no Tang public key on the token (is Tang reachable?)"; exit 1; }

@@ -34,6 +34,7 @@ sysdir=$(pkg-config --variable=p11_module_configs p11-kit-1 2>/dev/null || true)
 
 module=$TANG_PKCS11_MODULE
 conf=$TANG_PKCS11_CONF
+# (TP_P11KIT_NO_UNSHARE=1 forces the fallback below, to test it.)
 if [ "$(id -u)" = 0 ] && [ -z "${TP_P11KIT_NO_UNSHARE:-}" ] && [ -d "$sysdir" ] && command -v unshare >/dev/null &&
 	unshare -m --propagation private true 2>/dev/null; then
 	moddir=$W/modules
