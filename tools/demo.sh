@@ -9,8 +9,13 @@
 #      only the throw-away public half
 #   2. recovery: pkcs11-tool --derive with that public half, through the
 #      module and the Tang server, gives the same secret
-#   3. refusal: once Tang is stopped the token cannot derive
-# Exit status 0 when all three behave as described.
+#   3. Clevis JWEs: a secret bound with `clevis encrypt tang` is recovered
+#      through the module (tools/tang-pkcs11-jwe decrypt), and a JWE made
+#      by the module (tang-pkcs11-jwe encrypt, offline) opens with
+#      `clevis decrypt`
+#   4. refusal: once Tang is stopped the token can neither derive nor
+#      recover the JWE
+# Exit status 0 when all of them behave as described.
 set -u
 : "${TANG_PKCS11_MODULE:?path of tang-pkcs11.so}" "${TANG_CTL:?run under tests/fixtures/with-tangd}" \
 	"${TANG_URL:?}" "${TANG_THP:?}" "${TANG_SERVER_LOG:?}"
@@ -21,11 +26,22 @@ ok=true
 b=$(tput bold 2>/dev/null || true); n=$(tput sgr0 2>/dev/null || true)
 step() { echo; echo "${b}== $*${n}"; }
 run() { # show the command as a person would type it, then run it
-	if [ "$1" = p11 ]; then echo "\$ pkcs11-tool --module $TANG_PKCS11_MODULE ${*:2}"; else echo "\$ $*"; fi
+	case $1 in
+	p11) echo "\$ pkcs11-tool --module $TANG_PKCS11_MODULE ${*:2}" ;;
+	jwe_tool) echo "\$ tang-pkcs11-jwe ${*:2}" ;;
+	*) echo "\$ $*" ;;
+	esac
 	"$@"
 }
 fail() { echo "${b}!! $*${n}"; ok=false; }
 p11() { pkcs11-tool --module "$TANG_PKCS11_MODULE" "$@"; }
+# Output of a command that is expected to fail, stdout and stderr merged in
+# the order they were written (line-buffered stdout).
+merged() { if command -v stdbuf >/dev/null; then stdbuf -oL -eL "$@" 2>&1; else "$@" 2>&1; fi; }
+# tang-pkcs11-jwe: next to the module in a build tree, else the installed one.
+JWE_TOOL=${TANG_PKCS11_JWE:-$(realpath -m "$(dirname "$TANG_PKCS11_MODULE")/../tools/tang-pkcs11-jwe")}
+[ -x "$JWE_TOOL" ] || JWE_TOOL=$(command -v tang-pkcs11-jwe || echo tang-pkcs11-jwe)
+jwe_tool() { "$JWE_TOOL" "$@"; }
 
 step "A Tang server runs at $TANG_URL (tangd, fresh keys in $TANG_DB)"
 echo "Configure the token: pin the server by the thumbprint of its signing key,"
@@ -60,7 +76,7 @@ run openssl pkeyutl -derive -inkey throwaway.pem -peerkey tang_pub.pem -out secr
 echo "secret (66 bytes), SHA-256: $(sha256sum < secret.bin | cut -c1-64)"
 echo "Deleting the throw-away private key: only its public half is kept."
 run rm -f throwaway.pem
-posts=$(grep -c POST "$TANG_SERVER_LOG" || true)
+loglines=$(wc -l < "$TANG_SERVER_LOG")
 
 step "2. Recovery: the token derives with the kept public half (McCallum-Relyea exchange with Tang)"
 run p11 --derive -m ECDH1-DERIVE --id "$id" --input-file throwaway_pub.der --output-file recovered.bin 2>&1
@@ -71,18 +87,65 @@ else
 	fail "the recovered secret differs from the provisioned one"
 fi
 echo "What the Tang server saw (it only ever gets a blinded point):"
-tail -n +$((posts + 1)) "$TANG_SERVER_LOG" | grep POST | sed 's/^/  tangd: /'
+tail -n +$((loglines + 1)) "$TANG_SERVER_LOG" | grep POST | sed 's/^/  tangd: /'
 
-step "3. Refusal: stop the Tang server and try again"
-run "$TANG_CTL" stop
-out=$(p11 --derive -m ECDH1-DERIVE --id "$id" --input-file throwaway_pub.der --output-file refused.bin 2>&1)
-rc=$?
-echo "$out"
-if [ $rc != 0 ] && grep -q CKR_DEVICE_ERROR <<<"$out"; then
-	echo "${b}REFUSED with CKR_DEVICE_ERROR: without Tang the secret cannot be recovered.${n}"
+if ! command -v clevis >/dev/null; then
+	step "3. Clevis JWEs"
+	fail "clevis is missing (apt-get install clevis): the JWE steps cannot run"
+	: > disk.jwe
 else
-	fail "expected CKR_DEVICE_ERROR with Tang stopped (exit $rc)"
+step "3. Clevis JWEs: a secret bound with clevis, recovered through the token"
+echo "(tang-pkcs11-jwe makes PKCS#11 calls only: C_Decrypt/C_Encrypt with CKM_TANG_JWE;"
+echo " tool: $JWE_TOOL)"
+head -c 24 /dev/urandom | base64 > disk-secret.txt
+echo "a secret: $(cat disk-secret.txt)"
+clevis_cfg='{"url":"'$TANG_URL'","thp":"'$TANG_THP'"}'
+echo "\$ clevis encrypt tang '$clevis_cfg' < disk-secret.txt > disk.jwe"
+clevis encrypt tang "$clevis_cfg" < disk-secret.txt > disk.jwe || fail "clevis encrypt tang failed"
+echo "(disk.jwe: $(wc -c < disk.jwe) bytes; clevis fetched and verified the advertisement)"
+loglines=$(wc -l < "$TANG_SERVER_LOG")
+run jwe_tool decrypt --in disk.jwe --out recovered.txt
+if cmp -s disk-secret.txt recovered.txt; then
+	echo "recovered: $(cat recovered.txt)"
+	echo "${b}SAME SECRET: clevis' JWE recovered through the module and Tang.${n}"
+else
+	fail "tang-pkcs11-jwe decrypt did not give back clevis' secret"
 fi
+tail -n +$((loglines + 1)) "$TANG_SERVER_LOG" | grep POST | sed 's/^/  tangd: /'
+
+step "3. Clevis JWEs: the token makes one (offline), clevis opens it"
+head -c 24 /dev/urandom | base64 > token-secret.txt
+echo "a secret: $(cat token-secret.txt)"
+if run jwe_tool encrypt --in token-secret.txt --out token.jwe; then
+	echo "(token.jwe: $(wc -c < token.jwe) bytes, $(tr -cd . < token.jwe | wc -c) dots: a compact Clevis JWE, made without contacting Tang)"
+	echo "\$ clevis decrypt < token.jwe > opened.txt"
+	clevis decrypt < token.jwe > opened.txt
+fi
+if [ -s opened.txt ] && cmp -s token-secret.txt opened.txt; then
+	echo "opened: $(cat opened.txt)"
+	echo "${b}SAME SECRET: clevis decrypt opened the module's JWE.${n}"
+else
+	fail "clevis decrypt did not open the module's JWE"
+fi
+fi
+
+step "4. Refusal: stop the Tang server and try again"
+run "$TANG_CTL" stop
+refused() { # refused CMD...: show it, run it, expect failure with CKR_DEVICE_ERROR
+	local shown=$1; shift
+	echo "\$ $shown"
+	out=$(merged "$@")
+	rc=$?
+	echo "$out"
+	if [ $rc != 0 ] && grep -q CKR_DEVICE_ERROR <<<"$out"; then
+		echo "${b}REFUSED with CKR_DEVICE_ERROR (exit $rc): without Tang the secret cannot be recovered.${n}"
+	else
+		fail "expected CKR_DEVICE_ERROR with Tang stopped (exit $rc)"
+	fi
+}
+refused "pkcs11-tool --module $TANG_PKCS11_MODULE --derive -m ECDH1-DERIVE --id $id --input-file throwaway_pub.der --output-file refused.bin" \
+	pkcs11-tool --module "$TANG_PKCS11_MODULE" --derive -m ECDH1-DERIVE --id "$id" --input-file throwaway_pub.der --output-file refused.bin
+[ -s disk.jwe ] && refused "tang-pkcs11-jwe decrypt --in disk.jwe" "$JWE_TOOL" decrypt --in disk.jwe
 if [ -n "${TANG_PKCS11_LOG:-}" ] && [ -s "$TANG_PKCS11_LOG" ]; then
 	echo "The module's log says:"
 	grep -v -i debug "$TANG_PKCS11_LOG" | tail -n 2 | sed 's/^/  /'
@@ -90,6 +153,6 @@ fi
 "$TANG_CTL" start >/dev/null
 
 echo
-if $ok; then echo "${b}Demo complete: provisioning, recovery and refusal all behaved as expected.${n}"; exit 0; fi
+if $ok; then echo "${b}Demo complete: provisioning, recovery, Clevis JWEs both ways and refusal all behaved as expected.${n}"; exit 0; fi
 echo "${b}Demo FAILED (see the !! lines above).${n}"
 exit 1

@@ -19,13 +19,14 @@
  * Exit status:
  *   0  success
  *   1  the module refused the operation (for decrypt: a JWE that is not a
- *      valid Clevis tang JWE for this token, CKR_ENCRYPTED_DATA_INVALID, or
- *      the Tang server could not be used, CKR_DEVICE_ERROR; the module's
- *      log says why)
+ *      valid Clevis tang JWE for this token or was tampered with,
+ *      CKR_ENCRYPTED_DATA_INVALID, or the Tang server could not be used,
+ *      CKR_DEVICE_ERROR; the module's log says why).  Nothing is written.
  *   2  usage error
  *   3  the module could not be loaded or initialized, or has no such token,
  *      no Tang key, or no CKM_TANG_JWE
- *   4  reading the input or writing the output failed
+ *   4  reading the input or writing the output failed (or out of memory);
+ *      a partly written --out file is removed
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -69,6 +70,11 @@ static const char *rv_name(CK_RV rv)
 	N(CKR_TOKEN_NOT_PRESENT); N(CKR_TOKEN_NOT_RECOGNIZED);
 	N(CKR_USER_NOT_LOGGED_IN); N(CKR_BUFFER_TOO_SMALL);
 	N(CKR_CRYPTOKI_NOT_INITIALIZED); N(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+	N(CKR_WRAPPED_KEY_INVALID); N(CKR_WRAPPED_KEY_LEN_RANGE);
+	N(CKR_KEY_SIZE_RANGE); N(CKR_KEY_UNEXTRACTABLE); N(CKR_TEMPLATE_INCONSISTENT);
+	N(CKR_TEMPLATE_INCOMPLETE); N(CKR_ATTRIBUTE_VALUE_INVALID);
+	N(CKR_ACTION_PROHIBITED); N(CKR_CANT_LOCK); N(CKR_SESSION_COUNT);
+	N(CKR_PIN_INCORRECT); N(CKR_PIN_LOCKED);
 #undef N
 	}
 	snprintf(other, sizeof other, "CKR_0x%08lx", (unsigned long)rv);
@@ -80,6 +86,23 @@ static void die_rv(int status, const char *call, CK_RV rv, const char *hint)
 	fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, call, rv_name(rv),
 		hint ? ": " : "", hint ? hint : "");
 	exit(status);
+}
+
+/* What ulDeviceError (CK_SESSION_INFO) says after a CKR_DEVICE_ERROR. */
+static const char *device_error_name(CK_ULONG e)
+{
+	switch (e) {
+	case TANG_PKCS11_DEVERR_UNREACHABLE: return "the Tang server is unreachable";
+	case TANG_PKCS11_DEVERR_TIMEOUT: return "the Tang server timed out";
+	case TANG_PKCS11_DEVERR_BAD_REQUEST: return "the Tang server answered 400 (bad request)";
+	case TANG_PKCS11_DEVERR_REFUSED: return "the Tang server refused (HTTP 403)";
+	case TANG_PKCS11_DEVERR_UNKNOWN_KEY:
+		return "the Tang server no longer has the JWE's key (unknown key, HTTP 404)";
+	case TANG_PKCS11_DEVERR_HTTP: return "the Tang server answered an HTTP error";
+	case TANG_PKCS11_DEVERR_BAD_REPLY: return "the Tang server's reply was invalid";
+	case TANG_PKCS11_DEVERR_UNTRUSTED: return "the Tang server's advertisement is not trusted";
+	default: return "the Tang server could not be used";
+	}
 }
 
 static void usage(FILE *f)
@@ -96,8 +119,8 @@ static void usage(FILE *f)
 		"            C_Initialize's pReserved; default: $TANG_PKCS11_CONF, else\n"
 		"            the module's default)\n"
 		"  --in, --out  files instead of stdin and stdout\n"
-		"exit status: 0 ok, 1 refused by the module, 2 usage, 3 module/token/key\n"
-		"not found, 4 input/output error\n",
+		"exit status: 0 ok, 1 refused by the module (CK_RV and cause on stderr),\n"
+		"2 usage, 3 module/token/key/mechanism not found, 4 input/output error\n",
 		prog, TP_DEFAULT_MODULE);
 }
 
@@ -340,17 +363,29 @@ int main(int argc, char **argv)
 	if (rv == CKR_OK) {
 		output = malloc(out_len ? out_len : 1);
 		if (!output)
-			die_rv(EXIT_REFUSED, "malloc", CKR_HOST_MEMORY, NULL);
+			die_rv(EXIT_IO, "malloc", CKR_HOST_MEMORY, NULL);
 		rv = decrypt ? p11->C_Decrypt(session, input, in_len, output, &out_len)
 			     : p11->C_Encrypt(session, input, in_len, output, &out_len);
 	}
-	if (rv != CKR_OK)
-		die_rv(EXIT_REFUSED, call, rv,
-		       rv == CKR_ENCRYPTED_DATA_INVALID
-			       ? "not a valid Clevis tang JWE for this token (see the module's log)"
-		       : rv == CKR_DEVICE_ERROR
-			       ? "the Tang server could not be used (see the module's log)"
-			       : NULL);
+	if (rv != CKR_OK) {
+		char hint[200];
+		CK_SESSION_INFO si = { 0 };
+		if (rv == CKR_ENCRYPTED_DATA_INVALID)
+			snprintf(hint, sizeof hint, "not a valid Clevis tang JWE for this token, "
+				 "or tampered with (the module's log says why)");
+		else if (rv == CKR_DEVICE_ERROR) {
+			/* ulDeviceError tells which Tang failure it was. */
+			if (p11->C_GetSessionInfo(session, &si) != CKR_OK)
+				si.ulDeviceError = 0;
+			snprintf(hint, sizeof hint, "%s (ulDeviceError %lu; the module's log "
+				 "names the server and the kid)",
+				 device_error_name(si.ulDeviceError),
+				 (unsigned long)si.ulDeviceError);
+		}
+		else
+			hint[0] = 0;
+		die_rv(EXIT_REFUSED, call, rv, hint[0] ? hint : NULL);
+	}
 
 	/* 6. Write the result, wipe the plaintext, clean up. */
 	int status = 0;
@@ -358,6 +393,8 @@ int main(int argc, char **argv)
 	if (ofd < 0 || !write_all(ofd, output, out_len) || (out && close(ofd) != 0)) {
 		fprintf(stderr, "%s: writing %s: %s\n", prog, out ? out : "stdout", strerror(errno));
 		status = EXIT_IO;
+		if (out && ofd >= 0)
+			unlink(out); /* no partial plaintext left behind */
 	}
 	explicit_bzero(decrypt ? output : input, decrypt ? out_len : in_len);
 	free(output);

@@ -14,7 +14,7 @@ typedef enum tp_attr_kind {
 } tp_attr_kind;
 
 enum {
-	TP_ATTR_DERIVE_OK = 1u << 0,   /* a C_DeriveKey template may set it */
+	TP_ATTR_DERIVE_OK = 1u << 0,   /* a C_DeriveKey / C_UnwrapKey template may set it */
 	TP_ATTR_DEFAULT = 1u << 1,     /* set to dflt (bytes/date: empty) when not given */
 	TP_ATTR_SENSITIVE = 1u << 2,   /* unreadable when CKA_SENSITIVE or !CKA_EXTRACTABLE */
 	TP_ATTR_NEVER_READ = 1u << 3,  /* never readable (the value is not here) */

@@ -12,6 +12,8 @@ void session_free(tp_session *s)
 	if (!s)
 		return;
 	free(s->found);
+	crypt_op_clear(&s->enc_op);
+	crypt_op_clear(&s->dec_op);
 	free(s);
 }
 

@@ -1,5 +1,5 @@
-/* Sessions: per-session state (find snapshot, last device error) lives in
- * the lib's session table under lib_lock. */
+/* Sessions: per-session state (find snapshot, crypt operations, last device
+ * error) lives in the lib's session table under lib_lock. */
 #ifndef TP_CORE_SESSION_H
 #define TP_CORE_SESSION_H
 
@@ -8,6 +8,7 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include "core/crypt.h"
 #include "core/lib.h"
 #include "util/err.h"
 
@@ -21,6 +22,9 @@ struct tp_session {
 	bool find_active;
 	CK_OBJECT_HANDLE *found;
 	size_t n_found, pos;
+	/* C_Encrypt* / C_Decrypt* (core/crypt.h). */
+	tp_crypt_op enc_op;
+	tp_crypt_op dec_op;
 };
 
 CK_RV session_open(tp_lib *lib, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESSION_HANDLE *out);

@@ -1,10 +1,15 @@
 #include "mech/registry.h"
 
+#include "tang-pkcs11.h"
+
 /* Every mechanism is flagged CKF_HW: pkcs11-tool only auto-selects those,
  * and the key really lives elsewhere (on the Tang server). */
 static const tp_mech mechs[] = {
 	{ CKM_ECDH1_DERIVE, 256, 521,
 	  CKF_HW | CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS },
+	/* Clevis JWE (mech/jwe.c): key sizes are the Tang keys' curves. */
+	{ CKM_TANG_JWE, 256, 521,
+	  CKF_HW | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP },
 };
 
 size_t mech_count(void)

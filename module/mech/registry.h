@@ -1,7 +1,8 @@
 /* The mechanism registry: one table entry per mechanism the token offers.
- * C_GetMechanismList/Info read it; C_DeriveKey (and later C_Encrypt...)
- * check a mechanism against it before dispatching.  Adding a mechanism
- * (CKM_TANG_JWE next) is one entry here plus its implementation file. */
+ * C_GetMechanismList/Info read it; C_DeriveKey, C_Encrypt/DecryptInit and
+ * C_Wrap/UnwrapKey check a mechanism against it (by its CKF_* flag) before
+ * dispatching.  Adding a mechanism is one entry here plus its
+ * implementation file. */
 #ifndef TP_MECH_REGISTRY_H
 #define TP_MECH_REGISTRY_H
 

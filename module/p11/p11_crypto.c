@@ -1,45 +1,46 @@
-/* Encrypt, decrypt, digest, sign, verify: not offered yet (CKM_TANG_JWE
- * and the store mechanisms come with later issues). */
+/* Encrypt and decrypt (CKM_TANG_JWE, core/crypt.c); digest, sign, verify:
+ * not offered yet (the store mechanisms come with later issues). */
+#include "core/crypt.h"
 #include "p11/p11_guard.h"
 
 CK_RV P11_EXPORT C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(crypt_encrypt_init(lib, hSession, pMechanism, hKey));
 }
 
 CK_RV P11_EXPORT C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(crypt_encrypt(lib, hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen));
 }
 
 CK_RV P11_EXPORT C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(crypt_encrypt_update(lib, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen));
 }
 
 CK_RV P11_EXPORT C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(crypt_encrypt_final(lib, hSession, pLastEncryptedPart, pulLastEncryptedPartLen));
 }
 
 CK_RV P11_EXPORT C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(crypt_decrypt_init(lib, hSession, pMechanism, hKey));
 }
 
 CK_RV P11_EXPORT C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(crypt_decrypt(lib, hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen));
 }
 
 CK_RV P11_EXPORT C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(crypt_decrypt_update(lib, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen));
 }
 
 CK_RV P11_EXPORT C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(crypt_decrypt_final(lib, hSession, pLastPart, pulLastPartLen));
 }
 
 CK_RV P11_EXPORT C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)

@@ -1,5 +1,7 @@
-/* Key management: only C_DeriveKey (CKM_ECDH1_DERIVE on a Tang key) so far. */
+/* Key management: C_DeriveKey (CKM_ECDH1_DERIVE on a Tang key),
+ * C_WrapKey / C_UnwrapKey (CKM_TANG_JWE). */
 #include "core/derive.h"
+#include "core/wrap.h"
 #include "p11/p11_guard.h"
 
 CK_RV P11_EXPORT C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
@@ -24,7 +26,7 @@ CK_RV P11_EXPORT C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechani
 			   CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
 			   CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(wrap_key(lib, hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen));
 }
 
 CK_RV P11_EXPORT C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
@@ -32,7 +34,8 @@ CK_RV P11_EXPORT C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMecha
 			     CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
 			     CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(unwrap_key(lib, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen,
+			   pTemplate, ulAttributeCount, phKey));
 }
 
 CK_RV P11_EXPORT C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,

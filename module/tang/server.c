@@ -27,6 +27,7 @@ struct tp_tang_server {
 	pthread_mutex_t lock;
 	tp_exchange_key *keys;          /* cached, verified; NULL until known */
 	size_t n_keys;
+	json_t *payload;                /* the payload those keys come from */
 	double fetched_at;              /* monotonic seconds of the last good fetch */
 	bool failed;                    /* the last attempt failed ... */
 	tp_err fail_err;                /* ... with this error ... */
@@ -84,6 +85,7 @@ void tang_server_free(tp_tang_server *srv)
 		return;
 	pthread_mutex_destroy(&srv->lock);
 	free(srv->keys);
+	json_decref(srv->payload);
 	free(srv->url);
 	free(srv->thp);
 	free(srv->adv_jws);
@@ -197,6 +199,9 @@ static void store_locked(tp_tang_server *srv, tp_adv *adv, tp_err err, double no
 	srv->n_keys = adv->n_keys;
 	adv->keys = NULL;
 	adv->n_keys = 0;
+	json_decref(srv->payload);
+	srv->payload = adv->payload;
+	adv->payload = NULL;
 	srv->fetched_at = now;
 	srv->failed = false;
 }
@@ -230,6 +235,24 @@ tp_err tang_server_keys(tp_tang_server *srv, int refetch,
 		err = copy_keys_locked(srv, keys, n_keys);
 	pthread_mutex_unlock(&srv->lock);
 	adv_free(adv);
+	return err;
+}
+
+tp_err tang_server_payload(tp_tang_server *srv, json_t **payload)
+{
+	tp_err err = TP_ERR_GENERAL;
+
+	*payload = NULL;
+	pthread_mutex_lock(&srv->lock);
+	/* LOCKED SECTION: a deep copy, so that the caller may serialise it
+	 * while a refetch replaces the cached one. */
+	if (srv->payload) {
+		*payload = json_deep_copy(srv->payload);
+		err = *payload ? TP_OK : TP_ERR_NOMEM;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (err == TP_ERR_GENERAL)
+		log_error("advertisement of %s: not fetched yet", srv->url);
 	return err;
 }
 

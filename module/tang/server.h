@@ -27,6 +27,12 @@ const char *tang_server_url(const tp_tang_server *srv);
 tp_err tang_server_keys(tp_tang_server *srv, int refetch,
 			tp_exchange_key **keys, size_t *n_keys);
 
+/* The payload ({"keys":[...]}, alg and key_ops kept) of the advertisement
+ * the cached keys come from, as a deep copy the caller owns: what a Clevis
+ * JWE carries as clevis.tang.adv.  No network: TP_ERR_GENERAL (logged) when
+ * no advertisement was verified yet (tang_server_keys did not succeed). */
+tp_err tang_server_payload(tp_tang_server *srv, json_t **payload);
+
 /* The McCallum-Relyea recovery with exchange key `key` (TANG_PROTOCOL.md §5):
  * given the client point C (peer, uncompressed, already validated by the
  * caller or validated here: TP_ERR_INPUT), returns z = x(s·C), field_len

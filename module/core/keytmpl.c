@@ -1,0 +1,90 @@
+#include "core/keytmpl.h"
+
+#include "core/attr_rules.h"
+#include "core/attrs.h"
+
+/* DESIGN.md §4: class and key type from the template, the rest defaults. */
+CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
+{
+	req->key_type = CKK_GENERIC_SECRET;
+	req->value_len = 0;
+	req->has_len = false;
+	for (CK_ULONG i = 0; i < count; i++) {
+		const CK_ATTRIBUTE *t = &tmpl[i];
+		const tp_attr_rule *rule = attr_rule(CKO_SECRET_KEY, t->type);
+
+		if (!rule)
+			return CKR_ATTRIBUTE_TYPE_INVALID;
+		if (!(rule->flags & TP_ATTR_DERIVE_OK))
+			return CKR_ATTRIBUTE_READ_ONLY;
+		if (!attrs_valid_kind(rule->kind, t))
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+		switch (t->type) {
+		case CKA_CLASS:
+			if (*(const CK_OBJECT_CLASS *)t->pValue != CKO_SECRET_KEY)
+				return CKR_TEMPLATE_INCONSISTENT;
+			break;
+		case CKA_KEY_TYPE:
+			req->key_type = *(const CK_KEY_TYPE *)t->pValue;
+			if (req->key_type != CKK_GENERIC_SECRET && req->key_type != CKK_AES)
+				return CKR_TEMPLATE_INCONSISTENT;
+			break;
+		case CKA_TOKEN:
+			/* No store yet: the result can only be a session object. */
+			if (*(const CK_BBOOL *)t->pValue)
+				return CKR_TEMPLATE_INCONSISTENT;
+			break;
+		case CKA_VALUE_LEN:
+			req->value_len = *(const CK_ULONG *)t->pValue;
+			req->has_len = true;
+			break;
+		default:
+			break;
+		}
+	}
+	return CKR_OK;
+}
+
+/* The new session object without its value: template, then defaults. */
+CK_RV keytmpl_build(tp_token *tok, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl,
+		    CK_ULONG count, const tp_key_req *req, tp_object **out)
+{
+	CK_RV rv = CKR_HOST_MEMORY;
+	tp_object *obj = object_new(CKO_SECRET_KEY, tok, hs);
+	const tp_attr_rule *rules;
+	size_t n_rules = 0;
+
+	if (!obj)
+		goto out;
+	rv = CKR_OK;
+	for (CK_ULONG i = 0; i < count && rv == CKR_OK; i++) {
+		const tp_attr_rule *rule = attr_rule(CKO_SECRET_KEY, tmpl[i].type);
+
+		if (rule->kind == TP_KIND_BOOL)  /* store canonical booleans */
+			rv = object_set_bool(obj, tmpl[i].type, *(const CK_BBOOL *)tmpl[i].pValue);
+		else
+			rv = object_set(obj, tmpl[i].type, tmpl[i].pValue, tmpl[i].ulValueLen);
+	}
+	rules = attr_rules(CKO_SECRET_KEY, &n_rules);
+	for (size_t i = 0; i < n_rules && rv == CKR_OK; i++) {
+		if (!(rules[i].flags & TP_ATTR_DEFAULT) || object_get(obj, rules[i].type))
+			continue;
+		if (rules[i].kind == TP_KIND_BOOL)
+			rv = object_set_bool(obj, rules[i].type, rules[i].dflt);
+		else if (rules[i].kind == TP_KIND_ULONG)
+			rv = object_set_ulong(obj, rules[i].type, rules[i].dflt);
+		else
+			rv = object_set(obj, rules[i].type, NULL, 0);
+	}
+	if (rv == CKR_OK)
+		rv = object_set_ulong(obj, CKA_KEY_TYPE, req->key_type);
+	if (rv == CKR_OK)
+		rv = object_set_ulong(obj, CKA_VALUE_LEN, req->value_len);
+out:
+	if (rv != CKR_OK) {
+		object_free(obj);
+		obj = NULL;
+	}
+	*out = obj;
+	return rv;
+}
