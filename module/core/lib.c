@@ -85,8 +85,15 @@ void lib_pad(unsigned char *field, size_t size, const char *s)
 {
 	size_t n = strlen(s);
 
+	if (n > size) {
+		/* Cut before a UTF-8 continuation byte's lead, never inside a
+		 * character: the fields are UTF-8 (PKCS#11 2.40 §3.2). */
+		n = size;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
 	memset(field, ' ', size);
-	memcpy(field, s, n < size ? n : size);
+	memcpy(field, s, n);
 }
 
 /* Drops one live lib; the last one closes the log file.

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "util/log.h"
+#include "util/url.h"
 
 #define CONFIG_MAX_FILE (1024 * 1024)   /* config and adv files */
 #define CONFIG_MAX_TOKENS 256
@@ -157,15 +158,6 @@ static tp_err get_string(const struct parse *p, const char *field, const json_t 
 	return *out ? TP_OK : fail(p, field, "out of memory");
 }
 
-static bool is_http_url(const char *url)
-{
-	if (strncasecmp(url, "http://", 7) == 0)
-		return url[7] != '\0';
-	if (strncasecmp(url, "https://", 8) == 0)
-		return url[8] != '\0';
-	return false;
-}
-
 /* A thumbprint is the b64url of a SHA-256 (43 chars) or SHA-1 (27 chars)
  * digest: the only hashes a pin is checked with (TANG_PROTOCOL.md §3). */
 static bool is_thumbprint(const char *thp)
@@ -240,7 +232,7 @@ static tp_err parse_tang(const struct parse *p, const char *prefix, const json_t
 			 tp_token_config *t)
 {
 	char field[128];
-	const char *key;
+	const char *key, *why;
 	json_t *v;
 	tp_err err = TP_OK;
 
@@ -250,8 +242,9 @@ static tp_err parse_tang(const struct parse *p, const char *prefix, const json_t
 		snprintf(field, sizeof(field), "%.64s.%.48s", prefix, key);
 		if (strcmp(key, "url") == 0) {
 			err = get_string(p, field, v, CONFIG_MAX_STRING, &t->url);
-			if (err == TP_OK && !is_http_url(t->url))
-				err = fail(p, field, "must start with http:// or https://");
+			why = err == TP_OK ? url_check(t->url) : NULL;
+			if (why)
+				err = fail(p, field, "%s", why);
 		} else if (strcmp(key, "thp") == 0) {
 			err = get_string(p, field, v, CONFIG_MAX_STRING, &t->thp);
 			if (err == TP_OK && !is_thumbprint(t->thp))
@@ -284,6 +277,12 @@ static tp_err parse_label(const struct parse *p, const char *field, const json_t
 		return fail(p, field, "must be 1 to %d bytes long", TP_LABEL_MAX);
 	if (strlen(s) != len)
 		return fail(p, field, "must not contain NUL characters");
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return fail(p, field, "must not contain control characters");
+	/* CK_TOKEN_INFO pads labels with spaces: "a " would show as "a". */
+	if (s[len - 1] == ' ')
+		return fail(p, field, "must not end with a space");
 	for (size_t i = 0; i < cfg->n_tokens; i++) {
 		if (strcmp(cfg->tokens[i].label, s) == 0)
 			return fail(p, field, "\"%s\" is already the label of tokens[%zu]", s, i);

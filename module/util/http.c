@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -72,9 +73,13 @@ static tp_err map_curl(CURLcode rc, const struct sink *s)
 	case CURLE_PARTIAL_FILE:
 	case CURLE_BAD_CONTENT_ENCODING:
 		return TP_ERR_BAD_REPLY;
+	/* Configured URLs are checked at load (url_check); this is a
+	 * configuration curl still could not use. */
 	case CURLE_URL_MALFORMAT:
+		return TP_ERR_CONFIG;
+	/* Also an HTTP/0.9 answer, which curl refuses. */
 	case CURLE_UNSUPPORTED_PROTOCOL:
-		return TP_ERR_INPUT;
+		return TP_ERR_BAD_REPLY;
 	case CURLE_OUT_OF_MEMORY:
 		return TP_ERR_NOMEM;
 	case CURLE_COULDNT_RESOLVE_PROXY:
@@ -101,6 +106,9 @@ static bool set_common(CURL *h, const char *url, long timeout_s, struct sink *s,
 	       curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
 	       curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK &&
 	       curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+	       /* The host process's http_proxy & co. are not ours to follow:
+	        * a module must reach the same server whoever loads it. */
+	       curl_easy_setopt(h, CURLOPT_PROXY, "") == CURLE_OK &&
 	       /* tangd stalls ~44 ms on reused connections (TANG_PROTOCOL.md §2). */
 	       curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK &&
 	       curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L) == CURLE_OK &&
@@ -152,6 +160,12 @@ tp_err http_request(const char *url, const char *content_type,
 	tp_err err = TP_ERR_GENERAL;
 
 	memset(reply, 0, sizeof(*reply));
+	/* Only http and https: a file:// or ftp:// URL is the caller's
+	 * mistake, not a reply the server gave. */
+	if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
+		log_error("http: %s: only http:// and https:// URLs are used", url);
+		return TP_ERR_INPUT;
+	}
 	http_global_init();
 	if (global_rc != CURLE_OK)
 		goto out;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void lower(char *s, size_t n)
 {
@@ -94,4 +95,54 @@ bool url_same_server(const char *a, const char *b)
 	free(na);
 	free(nb);
 	return same;
+}
+
+static const char *check_port(const char *port, size_t len)
+{
+	unsigned long n = 0;
+
+	if (len == 0 || len > 5)
+		return "the port must be a number from 1 to 65535";
+	for (size_t i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)port[i]))
+			return "the port must be a number from 1 to 65535";
+		n = n * 10 + (unsigned long)(port[i] - '0');
+	}
+	return n >= 1 && n <= 65535 ? NULL : "the port must be a number from 1 to 65535";
+}
+
+const char *url_check(const char *url)
+{
+	const char *auth, *auth_end, *colon;
+
+	for (const unsigned char *c = (const unsigned char *)url; *c; c++)
+		if (*c <= 0x20 || *c >= 0x7f)
+			return "contains a space, a control or a non-ASCII character";
+	if (strncasecmp(url, "http://", 7) == 0)
+		auth = url + 7;
+	else if (strncasecmp(url, "https://", 8) == 0)
+		auth = url + 8;
+	else
+		return "must start with http:// or https://";
+	if (strpbrk(url, "?#"))
+		return "must not have a query or a fragment";
+	auth_end = auth + strcspn(auth, "/");
+	if (memchr(auth, '@', (size_t)(auth_end - auth)))
+		return "must not contain a user name or password";
+	if (*auth == '[') {
+		const char *close = memchr(auth, ']', (size_t)(auth_end - auth));
+
+		if (!close || close == auth + 1)
+			return "has a malformed IPv6 address";
+		colon = close + 1 < auth_end ? close + 1 : NULL;
+		if (colon && *colon != ':')
+			return "has a malformed IPv6 address";
+	} else {
+		colon = memchr(auth, ':', (size_t)(auth_end - auth));
+		if ((colon ? colon : auth_end) == auth)
+			return "has no host";
+	}
+	if (colon)
+		return check_port(colon + 1, (size_t)(auth_end - colon - 1));
+	return NULL;
 }

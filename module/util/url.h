@@ -15,4 +15,11 @@ char *url_normalize(const char *url);
  * when byte-identical). */
 bool url_same_server(const char *a, const char *b);
 
+/* Checks a configured Tang server URL before anything uses it: http or
+ * https, a host, an optional decimal port 1..65535, an optional path; no
+ * user:password part (it would end up in logs and slot descriptions), no
+ * query or fragment (paths are appended to it), no spaces, control or
+ * non-ASCII bytes.  NULL when acceptable, else a static reason. */
+const char *url_check(const char *url);
+
 #endif

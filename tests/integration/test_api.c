@@ -527,6 +527,13 @@ int main(void)
 	static CK_OBJECT_HANDLE objs[32];
 	size_t nseen = 0, nobjs = 0;
 
+	/* A proxy in the host process's environment is not followed
+	 * (docs/design.md): were it, every advertisement fetch below would
+	 * go to this dead port and the Tang keys would be missing. */
+	setenv("http_proxy", "http://127.0.0.1:9", 1);
+	setenv("HTTP_PROXY", "http://127.0.0.1:9", 1);
+	setenv("all_proxy", "http://127.0.0.1:9", 1);
+	setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
 	tp_load();
 	test_exports();
 	test_initialize(); /* leaves the module initialized with NULL args */

@@ -220,6 +220,38 @@ static void invalid(void)
 	BAD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"http://\",\"thp\":\"" THP "\"}}]}", "tokens[0].tang.url");
 	BAD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"h\",\"thp\":\"" THP "\"}}]}", "tokens[0].tang.url");
 	BAD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":7,\"thp\":\"" THP "\"}}]}", "tokens[0].tang.url");
+	/* URL rules (url_check): each with the reason in the one log line */
+	{
+		static const char *const urls[][2] = {
+			{ "http://h:70000", "port" },
+			{ "http://h:0", "port" },
+			{ "http://h:8x", "port" },
+			{ "http://h:", "port" },
+			{ "http://h x", "space" },
+			{ "http://h\\r\\nX-Evil: 1", "control" },
+			{ "http://h\\t", "control" },
+			{ "http://u:p@h", "user name" },
+			{ "http://h/p?q=1", "query" },
+			{ "http://h/#f", "fragment" },
+			{ "http://:80", "no host" },
+			{ "http://[::1", "IPv6" },
+			{ "http://[::1]x", "IPv6" },
+			{ "http://h\\u00e9", "non-ASCII" },
+		};
+		char text[512];
+
+		for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+			snprintf(text, sizeof(text), "{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"%s\",\"thp\":\"" THP "\"}}]}", urls[i][0]);
+			bad(__LINE__ * 1000 + (int)i, text, urls[i][1]);
+		}
+		config_free(GOOD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"http://[::1]:65535/tang/\",\"thp\":\"" THP "\"}}]}", NULL));
+		config_free(GOOD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"https://tang.example.com:443\",\"thp\":\"" THP "\"}}]}", NULL));
+	}
+	/* labels: no control characters, no trailing space (the field is space-padded) */
+	BAD("{\"tokens\":[{\"label\":\"a\\nb\",\"tang\":{\"url\":\"http://h\",\"thp\":\"" THP "\"}}]}", "control");
+	BAD("{\"tokens\":[{\"label\":\"a\\u007f\",\"tang\":{\"url\":\"http://h\",\"thp\":\"" THP "\"}}]}", "control");
+	BAD("{\"tokens\":[{\"label\":\"a \",\"tang\":{\"url\":\"http://h\",\"thp\":\"" THP "\"}}]}", "space");
+	config_free(GOOD("{\"tokens\":[{\"label\":\"a b \\u00e9\",\"tang\":{\"url\":\"http://h\",\"thp\":\"" THP "\"}}]}", NULL));
 	BAD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"http://h\"}}]}", "tokens[0].tang");
 	BAD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"http://h\",\"thp\":\"abc\"}}]}", "tokens[0].tang.thp");
 	BAD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"http://h\",\"thp\":\"X2eXIR7xpJL5LhOLdDDzLFikBAhtskzjPXbjiFiNW+g\"}}]}", "tokens[0].tang.thp");
