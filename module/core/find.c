@@ -33,6 +33,7 @@ CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_
 	CK_RV rv = CKR_GENERAL_ERROR;
 	tp_session *s;
 	tp_token *tok = NULL;
+	tp_err load_err = TP_OK;
 
 	if (!tmpl && count)
 		return CKR_ARGUMENTS_BAD;
@@ -57,7 +58,7 @@ CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_
 
 	/* First need of the Tang keys: fetch the advertisement, unlocked. */
 	if (may_match_tang(tmpl, count))
-		token_load_keys(lib, tok);
+		load_err = token_load_keys(lib, tok);
 
 	lib_lock();
 	/* LOCKED SECTION ------------------------------------------------ */
@@ -68,6 +69,9 @@ CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_
 		goto unlock;
 	}
 	s->find_busy = false;
+	/* The search still succeeds, without Tang keys; ulDeviceError says why. */
+	if (may_match_tang(tmpl, count))
+		s->device_error = load_err;
 	free(s->found);
 	s->found = calloc(lib->n_objects + 1, sizeof(*s->found));
 	s->n_found = s->pos = 0;
