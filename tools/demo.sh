@@ -35,10 +35,12 @@ run() { # show the command as a person would type it, then run it
 	"$@"
 }
 fail() { echo "${b}!! $*${n}"; ok=false; }
-p11() { pkcs11-tool --module "$TANG_PKCS11_MODULE" "$@"; }
+# (TP_PRELOAD: a sanitizer runtime to preload, see tools/run-sanitizers.)
+p11() { ${TP_PRELOAD:+env LD_PRELOAD="$TP_PRELOAD"} pkcs11-tool --module "$TANG_PKCS11_MODULE" "$@"; }
 # Output of a command that is expected to fail, stdout and stderr merged in
 # the order they were written (line-buffered stdout).
-merged() { if command -v stdbuf >/dev/null; then stdbuf -oL -eL "$@" 2>&1; else "$@" 2>&1; fi; }
+# (Not under a sanitizer run: stdbuf's own LD_PRELOAD would come first.)
+merged() { if [ -z "${TP_PRELOAD:-}" ] && command -v stdbuf >/dev/null; then stdbuf -oL -eL "$@" 2>&1; else "$@" 2>&1; fi; }
 # tang-pkcs11-jwe: next to the module in a build tree, else the installed one.
 JWE_TOOL=${TANG_PKCS11_JWE:-$(realpath -m "$(dirname "$TANG_PKCS11_MODULE")/../tools/tang-pkcs11-jwe")}
 [ -x "$JWE_TOOL" ] || JWE_TOOL=$(command -v tang-pkcs11-jwe || echo tang-pkcs11-jwe)
@@ -146,7 +148,7 @@ refused() { # refused CMD...: show it, run it, expect failure with CKR_DEVICE_ER
 	fi
 }
 refused "pkcs11-tool --module $TANG_PKCS11_MODULE --derive -m ECDH1-DERIVE --id $id --input-file throwaway_pub.der --output-file refused.bin" \
-	pkcs11-tool --module "$TANG_PKCS11_MODULE" --derive -m ECDH1-DERIVE --id "$id" --input-file throwaway_pub.der --output-file refused.bin
+	${TP_PRELOAD:+env LD_PRELOAD="$TP_PRELOAD"} pkcs11-tool --module "$TANG_PKCS11_MODULE" --derive -m ECDH1-DERIVE --id "$id" --input-file throwaway_pub.der --output-file refused.bin
 [ -s disk.jwe ] && refused "tang-pkcs11-jwe decrypt --in disk.jwe" "$JWE_TOOL" decrypt --in disk.jwe
 if [ -n "${TANG_PKCS11_LOG:-}" ] && [ -s "$TANG_PKCS11_LOG" ]; then
 	echo "The module's log says:"

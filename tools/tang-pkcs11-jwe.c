@@ -232,6 +232,19 @@ static CK_OBJECT_HANDLE find_tang_key(CK_FUNCTION_LIST *p11, CK_SESSION_HANDLE s
 
 /* ---- main ------------------------------------------------------------- */
 
+/* The input, wiped and freed at exit whatever the path (error exits
+ * included: an encrypt's input is a plaintext). */
+static unsigned char *input;
+static size_t in_len;
+
+static void wipe_input(void)
+{
+	if (input)
+		explicit_bzero(input, in_len);
+	free(input);
+	input = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *module = getenv("TANG_PKCS11_MODULE");
@@ -272,14 +285,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s: %s\n", prog, in, strerror(errno));
 		return EXIT_IO;
 	}
-	size_t in_len = 0;
-	unsigned char *input = read_all(ifd, &in_len);
+	input = read_all(ifd, &in_len);
 	if (!input) {
 		fprintf(stderr, "%s: reading %s: %s\n", prog, in ? in : "stdin", strerror(errno));
 		return EXIT_IO;
 	}
 	if (in)
 		close(ifd);
+	atexit(wipe_input);
 
 	/* 1. Load the module and get its function list. */
 	void *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
@@ -370,6 +383,7 @@ int main(int argc, char **argv)
 	if (rv != CKR_OK) {
 		char hint[200];
 		CK_SESSION_INFO si = { 0 };
+		free(output); /* nothing was written to it */
 		if (rv == CKR_ENCRYPTED_DATA_INVALID)
 			snprintf(hint, sizeof hint, "not a valid Clevis tang JWE for this token, "
 				 "or tampered with (the module's log says why)");
@@ -396,9 +410,10 @@ int main(int argc, char **argv)
 		if (out && ofd >= 0)
 			unlink(out); /* no partial plaintext left behind */
 	}
-	explicit_bzero(decrypt ? output : input, decrypt ? out_len : in_len);
+	if (decrypt)
+		explicit_bzero(output, out_len);
 	free(output);
-	free(input);
+	wipe_input();
 	p11->C_CloseSession(session);
 	p11->C_Finalize(NULL);
 	/* No dlclose(): a module may keep threads or atexit handlers. */

@@ -8,6 +8,11 @@ tp_skip() {
 	exit 77
 }
 tp_need() { for c in "$@"; do command -v "$c" >/dev/null || tp_skip "$c is missing"; done; }
+# Programs that load the module (pkcs11-tool, p11-kit) run as "${TPH[@]}"
+# CMD...: under tools/run-sanitizers TP_PRELOAD names the sanitizer
+# runtime of a sanitizer-built module, preloaded into those programs only.
+TPH=()
+[ -n "${TP_PRELOAD:-}" ] && TPH=(env "LD_PRELOAD=$TP_PRELOAD")
 tp_ok() { echo "ok - $*"; }
 tp_fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 tp_check() { # tp_check "what" command...

@@ -79,7 +79,7 @@ chmod a+r "$modfile"
 cat "$modfile"
 unset TANG_PKCS11_CONF XDG_CONFIG_HOME
 
-out=$(pk p11-kit list-modules 2>&1); echo "$out"
+out=$(pk "${TPH[@]}" p11-kit list-modules 2>&1); echo "$out"
 # p11-kit 0.24 prints "NAME: PATH" per module (NAME = the .module file's
 # name), then indented details.
 section() { awk -v name="$2" '/^[^ ]/ { on = index($0, name ": ") == 1 } on' <<<"$1"; }
@@ -87,7 +87,7 @@ tp_check "p11-kit list-modules shows the module" grep -q "^tang-pkcs11: $module\
 tp_check "p11-kit list-modules shows the token tang" \
 	grep -Eq '^ +token: tang$' <<<"$(section "$out" tang-pkcs11)"
 
-M=(pk pkcs11-tool --module "$proxy" --token-label tang)
+M=(pk "${TPH[@]}" pkcs11-tool --module "$proxy" --token-label tang)
 id=$(tp_idhex)
 out=$("${M[@]}" -O 2>&1); echo "$out"
 tp_check "through p11-kit-proxy: -O shows the Tang key pair" \
@@ -108,7 +108,7 @@ tp_check "through p11-kit-proxy: --derive equals openssl pkeyutl -derive" cmp "$
 
 # A registered module without any configuration must not break p11-kit.
 sed -i '/^x-init-reserved:/d' "$modfile"
-out=$(pk p11-kit list-modules 2>&1); rc=$?
+out=$(pk "${TPH[@]}" p11-kit list-modules 2>&1); rc=$?
 echo "$out"
 tp_check "registered without a configuration: p11-kit list-modules still works" test $rc = 0
 tp_check "registered without a configuration: the module is still listed" \

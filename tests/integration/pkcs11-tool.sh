@@ -9,7 +9,7 @@ set -u
 tp_need pkcs11-tool openssl python3 cmp curl
 W=$TANG_TMP/pkcs11-tool
 mkdir -p "$W"
-M=(pkcs11-tool --module "$TANG_PKCS11_MODULE")
+M=("${TPH[@]}" pkcs11-tool --module "$TANG_PKCS11_MODULE")
 id=$(tp_idhex)
 echo "# Tang exchange key $(tp_kid), CKA_ID $id"
 

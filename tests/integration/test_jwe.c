@@ -940,6 +940,7 @@ static char *tampered(const char *jwe, const char *name)
 		json_decref(h);
 	} else if (strcmp(name, "base64url with '='") == 0) {
 		char *iv = malloc(strlen(p.part[2]) + 2);
+		REQUIRE(iv);
 		sprintf(iv, "%s=", p.part[2]);
 		free(p.part[2]);
 		p.part[2] = iv;
@@ -954,6 +955,7 @@ static char *tampered(const char *jwe, const char *name)
 	} else if (strcmp(name, "six parts") == 0) {
 		char *j = join(&p);
 		out = malloc(strlen(j) + 8);
+		REQUIRE(out);
 		sprintf(out, "%s.AAAA", j);
 		free(j);
 	} else {

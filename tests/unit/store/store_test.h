@@ -115,6 +115,10 @@ static inline uint8_t *test_read_file(const char *path, size_t *len)
 	fseek(f, 0, SEEK_END);
 	n = ftell(f);
 	fseek(f, 0, SEEK_SET);
+	if (n < 0 || n > (1L << 30)) { /* a directory, or absurd */
+		fclose(f);
+		return NULL;
+	}
 	buf = malloc(n ? (size_t)n : 1);
 	if (n && fread(buf, 1, (size_t)n, f) != (size_t)n) {
 		free(buf);
