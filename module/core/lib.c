@@ -17,6 +17,11 @@
 static pthread_mutex_t init_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t state_mutex = PTHREAD_MUTEX_INITIALIZER;
 static tp_lib *current;            /* under state_mutex */
+/* In a forked child: the parents' states, abandoned (their owners, locks
+ * and connections are the parent's) but kept reachable, so that leak
+ * checkers in the child see memory that is deliberately kept, not lost.
+ * Under state_mutex. */
+static tp_lib *abandoned;
 /* Libs not yet destroyed (C_Finalize'd ones may live on while an operation
  * holds them); the log file is closed with the last one.  Under
  * state_mutex. */
@@ -42,10 +47,12 @@ static void fork_prepare(void)
 {
 	pthread_mutex_lock(&init_mutex);
 	pthread_mutex_lock(&state_mutex);
+	log_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+	log_fork_release();
 	pthread_mutex_unlock(&state_mutex);
 	pthread_mutex_unlock(&init_mutex);
 }
@@ -53,6 +60,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	atomic_fetch_add(&forks, 1);
+	log_fork_release();
 	pthread_mutex_unlock(&state_mutex);
 	pthread_mutex_unlock(&init_mutex);
 }
@@ -236,6 +244,8 @@ CK_RV lib_initialize(const CK_C_INITIALIZE_ARGS *args)
 		/* A forked child of an initialized parent: the parent's state
 		 * (connections, locks, OpenSSL context) is abandoned, never
 		 * freed here, since its owners live in the parent. */
+		current->abandoned = abandoned;
+		abandoned = current;
 		current = NULL;
 		live_libs = 0;
 	}

@@ -42,6 +42,8 @@ typedef struct tp_lib {
 	size_t n_sessions, cap_sessions;
 	tp_object **objects;
 	size_t n_objects, cap_objects;
+	struct tp_lib *abandoned;    /* a forked child's list of its parents'
+	                                states, kept reachable, never freed */
 } tp_lib;
 
 void lib_lock(void);

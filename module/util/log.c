@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +15,17 @@ enum sink { SINK_SYSLOG, SINK_STDERR, SINK_FILE };
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum sink sink = SINK_SYSLOG;
 static FILE *log_file;
-static bool debug;
+static atomic_bool debug; /* read by every log_debug, without the lock */
 
 void log_open(void)
 {
-	const char *where = getenv("TANG_PKCS11_LOG");
-	const char *dbg = getenv("TANG_PKCS11_DEBUG");
+	/* secure_getenv: a setuid host must not let its caller redirect
+	 * the module's log into a file of the caller's choosing. */
+	const char *where = secure_getenv("TANG_PKCS11_LOG");
+	const char *dbg = secure_getenv("TANG_PKCS11_DEBUG");
 
 	pthread_mutex_lock(&log_lock);
-	debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+	atomic_store(&debug, dbg && *dbg && strcmp(dbg, "0") != 0);
 	if (log_file) {
 		fclose(log_file);
 		log_file = NULL;
@@ -52,7 +55,20 @@ void log_close(void)
 
 bool log_debug_enabled(void)
 {
-	return debug;
+	return atomic_load_explicit(&debug, memory_order_relaxed);
+}
+
+/* Around fork() (called by core/lib.c's fork handlers, after its own
+ * locks: the order is init -> state -> log): the child must not inherit
+ * the lock held by a thread that does not exist there. */
+void log_fork_prepare(void)
+{
+	pthread_mutex_lock(&log_lock);
+}
+
+void log_fork_release(void)
+{
+	pthread_mutex_unlock(&log_lock);
 }
 
 static const char *prio_name(int prio)

@@ -12,6 +12,10 @@ void log_open(void);
 /* Closes a log file opened by log_open; called by C_Finalize. */
 void log_close(void);
 bool log_debug_enabled(void);
+/* fork handlers: take the log lock before fork(), release it after, in
+ * the parent and in the child. */
+void log_fork_prepare(void);
+void log_fork_release(void);
 
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
