@@ -4,6 +4,7 @@
 #define TP_CORE_ATTRS_H
 
 #include <stdbool.h>
+#include <string.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -20,5 +21,16 @@ bool attrs_match(const tp_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 bool attrs_readable(const tp_object *obj, CK_ATTRIBUTE_TYPE type);
 /* Checks that a template entry has the size its kind needs. */
 bool attrs_valid_kind(tp_attr_kind kind, const CK_ATTRIBUTE *a);
+
+/* The CK_ULONG value of a template entry (checked: pValue holds
+ * sizeof(CK_ULONG) bytes).  The caller's buffer may be unaligned: the
+ * application owns it, so it is copied, never dereferenced as CK_ULONG. */
+static inline CK_ULONG attrs_ulong(const CK_ATTRIBUTE *a)
+{
+	CK_ULONG v;
+
+	memcpy(&v, a->pValue, sizeof(v));
+	return v;
+}
 
 #endif

@@ -16,7 +16,7 @@ static bool may_match_tang(const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 		const CK_ATTRIBUTE *t = &tmpl[i];
 
 		if (t->type == CKA_CLASS && t->pValue && t->ulValueLen == sizeof(CK_ULONG)) {
-			CK_OBJECT_CLASS c = *(const CK_OBJECT_CLASS *)t->pValue;
+			CK_OBJECT_CLASS c = attrs_ulong(t);
 
 			if (c != CKO_PUBLIC_KEY && c != CKO_PRIVATE_KEY)
 				return false;

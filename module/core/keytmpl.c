@@ -21,11 +21,11 @@ CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
 			return CKR_ATTRIBUTE_VALUE_INVALID;
 		switch (t->type) {
 		case CKA_CLASS:
-			if (*(const CK_OBJECT_CLASS *)t->pValue != CKO_SECRET_KEY)
+			if (attrs_ulong(t) != CKO_SECRET_KEY)
 				return CKR_TEMPLATE_INCONSISTENT;
 			break;
 		case CKA_KEY_TYPE:
-			req->key_type = *(const CK_KEY_TYPE *)t->pValue;
+			req->key_type = attrs_ulong(t);
 			if (req->key_type != CKK_GENERIC_SECRET && req->key_type != CKK_AES)
 				return CKR_TEMPLATE_INCONSISTENT;
 			break;
@@ -35,7 +35,7 @@ CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
 				return CKR_TEMPLATE_INCONSISTENT;
 			break;
 		case CKA_VALUE_LEN:
-			req->value_len = *(const CK_ULONG *)t->pValue;
+			req->value_len = attrs_ulong(t);
 			req->has_len = true;
 			break;
 		default:
