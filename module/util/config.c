@@ -57,7 +57,10 @@ static char *read_file(const char *path, size_t max, size_t *len, const char **w
 
 	*why = NULL;
 	*errnum = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO (or a device) must not block
+	 * C_Initialize; fstat then refuses anything but a regular file, for
+	 * which O_NONBLOCK changes nothing. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		*errnum = errno;
 		*why = "cannot open";
