@@ -15,10 +15,14 @@ CK_RV P11_EXPORT C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR Random
 
 CK_RV P11_EXPORT C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
 {
-	P11_NOT_SUPPORTED();
+	/* Legacy functions: PKCS#11 2.40 §5.17 says they return
+	 * CKR_FUNCTION_NOT_PARALLEL (once initialized). */
+	P11_LIB(CKR_FUNCTION_NOT_PARALLEL);
 }
 
 CK_RV P11_EXPORT C_CancelFunction(CK_SESSION_HANDLE hSession)
 {
-	P11_NOT_SUPPORTED();
+	/* Legacy functions: PKCS#11 2.40 §5.17 says they return
+	 * CKR_FUNCTION_NOT_PARALLEL (once initialized). */
+	P11_LIB(CKR_FUNCTION_NOT_PARALLEL);
 }
