@@ -72,12 +72,16 @@ static const char *parse_header(const char *b64, size_t len, tp_jwe *jwe, tp_err
 	*err = TP_ERR_INPUT;
 	if (!json_is_object(jwe->header))
 		return "protected header is not a JSON object";
-	jwe->protected_b64 = strndup(b64, len);
-	jwe->protected_len = len;
+	/* Copied by length: the input is not NUL-terminated (C_DecryptUpdate
+	 * collects it), so no string function may look past len. */
+	jwe->protected_b64 = malloc(len + 1);
 	if (!jwe->protected_b64) {
 		*err = TP_ERR_NOMEM;
 		return "out of memory";
 	}
+	memcpy(jwe->protected_b64, b64, len);
+	jwe->protected_b64[len] = '\0';
+	jwe->protected_len = len;
 	*err = TP_OK;
 	return NULL;
 }
