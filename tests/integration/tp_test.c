@@ -152,7 +152,7 @@ void tp_skip(const char *why)
 bool tp_check_mem(const char *file, int line, const void *got, size_t got_len,
 		  const void *want, size_t want_len, const char *what)
 {
-	tp_checks++;
+	TP_COUNT_CHECK();
 	if (got_len == want_len && memcmp(got, want, got_len) == 0)
 		return true;
 	char *g = malloc(2 * got_len + 1), *w = malloc(2 * want_len + 1);

@@ -36,16 +36,19 @@ int tp_exit(void);
 void tp_skip(const char *why) __attribute__((noreturn));
 bool tp_ci(void);
 
+/* Threads check too: counted atomically (ThreadSanitizer runs these). */
+#define TP_COUNT_CHECK() __atomic_add_fetch(&tp_checks, 1, __ATOMIC_RELAXED)
+
 #define CHECK(cond)                                                      \
 	do {                                                             \
-		tp_checks++;                                             \
+		TP_COUNT_CHECK();                                           \
 		if (!(cond))                                             \
 			tp_fail(__FILE__, __LINE__, "check failed: %s", #cond); \
 	} while (0)
 
 #define CHECKF(cond, ...)                                                \
 	do {                                                             \
-		tp_checks++;                                             \
+		TP_COUNT_CHECK();                                           \
 		if (!(cond))                                             \
 			tp_fail(__FILE__, __LINE__, __VA_ARGS__);        \
 	} while (0)
@@ -53,7 +56,7 @@ bool tp_ci(void);
 #define CHECK_RV(expr, want)                                             \
 	do {                                                             \
 		CK_RV got_rv_ = (expr), want_rv_ = (want);               \
-		tp_checks++;                                             \
+		TP_COUNT_CHECK();                                           \
 		if (got_rv_ != want_rv_)                                 \
 			tp_fail(__FILE__, __LINE__, "%s: expected %s, got %s", \
 				#expr, tp_rv_name(want_rv_), tp_rv_name(got_rv_)); \
@@ -61,7 +64,7 @@ bool tp_ci(void);
 
 #define REQUIRE(cond)                                                    \
 	do {                                                             \
-		tp_checks++;                                             \
+		TP_COUNT_CHECK();                                           \
 		if (!(cond)) {                                           \
 			tp_fail(__FILE__, __LINE__, "required: %s", #cond); \
 			exit(tp_exit());                                 \
@@ -71,7 +74,7 @@ bool tp_ci(void);
 #define REQUIRE_RV(expr, want)                                           \
 	do {                                                             \
 		CK_RV got_rv_ = (expr), want_rv_ = (want);               \
-		tp_checks++;                                             \
+		TP_COUNT_CHECK();                                           \
 		if (got_rv_ != want_rv_) {                               \
 			tp_fail(__FILE__, __LINE__, "%s: expected %s, got %s (required)", \
 				#expr, tp_rv_name(want_rv_), tp_rv_name(got_rv_)); \
