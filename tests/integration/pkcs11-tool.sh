@@ -99,4 +99,9 @@ tp_check "Tang stopped, adv kept: no secret written" test ! -s "$W/down.bin"
 "$TANG_CTL" start
 "${M[@]}" --derive -m ECDH1-DERIVE --id "$id" -i "$W/peer1.der" -o "$W/up.bin" 2>&1
 tp_check "Tang started again: the same secret" cmp "$W/up.bin" "$W/want1.bin"
+
+# OpenSC's own self test (issue 6): whatever it finds to test must pass.
+out=$("${M[@]}" --test 2>&1); rc=$?; echo "$out"
+tp_check "pkcs11-tool --test: exit 0" test $rc = 0
+tp_check "pkcs11-tool --test: No errors" grep -q '^No errors' <<<"$out"
 tp_done
