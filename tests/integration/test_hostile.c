@@ -1036,6 +1036,11 @@ static void run_adv_case(const adv_case *c)
 	CHECKF(dt < TIMEOUT + MARGIN, "%s: search returned after %.1f s", c->mode, dt);
 	CHECKF(atomic_load(&n_adv) > advs_before, "%s: the advertisement was not fetched", c->mode);
 	if (c->n_keys == 0) {
+		/* ulDeviceError says a Tang failure happened (docs/errors.md) */
+		CK_SESSION_INFO si;
+		CHECK_RV(P->C_GetSessionInfo(sess, &si), CKR_OK);
+		CHECKF(si.ulDeviceError != 0, "%s: ulDeviceError 0 after a refused advertisement",
+		       c->mode);
 		/* Nothing to derive with: a search again finds nothing, and
 		 * does not hammer the server. */
 		int a = atomic_load(&n_adv);
