@@ -681,8 +681,9 @@ static void mode_no_network(void)
 		TIMED("C_Finalize", P->C_Finalize(NULL));
 	}
 	tp_note("slowest call: %s, %.3f s; all: %.2f s", worst_what, worst, tp_now() - t0);
-	/* "at once": a generous bound, far below any network timeout (2 s) */
-	CHECKF(worst < 1.0, "%s took %.2f s", worst_what, worst);
+	/* "at once": a generous bound (valgrind included), below the
+	 * tokens' network timeout (2 s): nothing waited on a server */
+	CHECKF(worst < 1.5, "%s took %.2f s", worst_what, worst);
 	CHECKF(atomic_load(&hole_conns) == 0, "%d connections to the black hole",
 	       atomic_load(&hole_conns));
 	tp_case_end();
