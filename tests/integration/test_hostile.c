@@ -62,6 +62,13 @@ static atomic_int n_conn, n_adv, n_rec, n_elsewhere;
 static uint8_t last_x[66];      /* x of the last blinded point received */
 static int elsewhere_port;      /* a counting listener: redirect target */
 
+static void get_last_x(uint8_t out[66])
+{
+	pthread_mutex_lock(&mode_lock);
+	memcpy(out, last_x, 66);
+	pthread_mutex_unlock(&mode_lock);
+}
+
 static void set_modes(const char *adv, const char *rec, const char *body)
 {
 	pthread_mutex_lock(&mode_lock);
@@ -366,7 +373,9 @@ static char *exchange(const char *req, const char *mode)
 		json_decref(j);
 		return NULL;
 	}
+	pthread_mutex_lock(&mode_lock);
 	memcpy(last_x, x, 66);
+	pthread_mutex_unlock(&mode_lock);
 	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_secp521r1);
 	EC_POINT *X = EC_POINT_new(g), *Y = EC_POINT_new(g);
 	BIGNUM *bx = BN_bin2bn(x, 66, NULL), *by = BN_bin2bn(y, 66, NULL);
@@ -1102,11 +1111,11 @@ int main(void)
 		CHECK_RV(tp_derive(sess, priv, CKD_NULL, NULL, 0, raw, sizeof raw, CKK_GENERIC_SECRET,
 				   0, out, &ol), CKR_OK);
 		CHECK_MEM(out, ol, z, 66, "derive through the test server");
-		memcpy(x1, last_x, 66);
+		get_last_x(x1);
 		CHECK_RV(tp_derive(sess, priv, CKD_NULL, NULL, 0, raw, sizeof raw, CKK_GENERIC_SECRET,
 				   0, out, &ol), CKR_OK);
 		CHECK_MEM(out, ol, z, 66, "second derive with the same peer");
-		memcpy(x2, last_x, 66);
+		get_last_x(x2);
 		CHECKF(memcmp(x1, raw + 1, 66) != 0, "the server saw the peer point itself");
 		CHECKF(memcmp(x2, raw + 1, 66) != 0, "the server saw the peer point itself");
 		CHECKF(memcmp(x1, x2, 66) != 0, "the same blinded point was sent twice");
@@ -1121,9 +1130,13 @@ int main(void)
 		run_adv_case(&ADV[i]);
 	long hwm1 = vm_hwm_kib();
 	/* Bounded memory: 64 MiB bodies were offered, the module keeps at
-	 * most 256 KiB of a reply (plus what the test itself holds). */
+	 * most 256 KiB of a reply (plus what the test itself holds).  Not
+	 * under ASan or valgrind, whose quarantines keep freed memory. */
 	tp_note("peak RSS %ld KiB before the cases, %ld KiB after", hwm0, hwm1);
-	CHECKF(hwm1 - hwm0 < 32 * 1024, "peak memory grew by %ld KiB", hwm1 - hwm0);
+#if !defined(__SANITIZE_ADDRESS__)
+	if (!getenv("TP_UNDER_VALGRIND"))
+		CHECKF(hwm1 - hwm0 < 32 * 1024, "peak memory grew by %ld KiB", hwm1 - hwm0);
+#endif
 
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
 	shutdown(lfd, SHUT_RDWR);
