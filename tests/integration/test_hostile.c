@@ -60,6 +60,7 @@ static char adv_mode[64] = "good", rec_mode[64] = "good";
 static const char *adv_body;    /* the advertisement served by "good" */
 static atomic_int n_conn, n_adv, n_rec, n_elsewhere;
 static uint8_t last_x[66];      /* x of the last blinded point received */
+static int active;              /* connection threads running (mode_lock) */
 static int elsewhere_port;      /* a counting listener: redirect target */
 
 static void get_last_x(uint8_t out[66])
@@ -691,6 +692,9 @@ static void *connection(void *arg)
 	}
 out:
 	close(fd);
+	pthread_mutex_lock(&mode_lock);
+	active--;
+	pthread_mutex_unlock(&mode_lock);
 	return NULL;
 }
 
@@ -707,10 +711,17 @@ static void *server(void *arg)
 		}
 		atomic_fetch_add(&n_conn, 1);
 		pthread_t t;
-		if (pthread_create(&t, NULL, connection, (void *)(intptr_t)fd) == 0)
+		pthread_mutex_lock(&mode_lock);
+		active++;
+		pthread_mutex_unlock(&mode_lock);
+		if (pthread_create(&t, NULL, connection, (void *)(intptr_t)fd) == 0) {
 			pthread_detach(t);
-		else
+		} else {
 			close(fd);
+			pthread_mutex_lock(&mode_lock);
+			active--;
+			pthread_mutex_unlock(&mode_lock);
+		}
 	}
 }
 
@@ -1145,6 +1156,16 @@ int main(void)
 	close(efd);
 	pthread_join(th, NULL);
 	pthread_join(eth, NULL);
+	/* every connection thread is done with what is freed below (the
+	 * clients are gone, so stalling ones end too) */
+	for (int i = 0; i < STALL_MAX * 10; i++) {
+		pthread_mutex_lock(&mode_lock);
+		int n = active;
+		pthread_mutex_unlock(&mode_lock);
+		if (n == 0)
+			break;
+		usleep(100000);
+	}
 	tp_server_key_free(&key);
 	EVP_PKEY_free(sig_key);
 	json_decref(sig_pub);
