@@ -122,6 +122,10 @@ static void store_flags(tp_token *tok, CK_TOKEN_INFO *info)
 	store_status s = store_get_info(tok->st, &si);
 	bool pin_model = s == STORE_OK ? si.pin_model : tok->cfg->pin;
 
+	/* Found damaged under its root secret (core/tstore.c). */
+	if (s == STORE_OK && tstore_state(tok) == CKR_TOKEN_NOT_RECOGNIZED)
+		s = STORE_DAMAGED;
+
 	info->flags = CKF_RNG | CKF_LOGIN_REQUIRED;
 	if (!pin_model)
 		info->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;

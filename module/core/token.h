@@ -36,6 +36,11 @@ struct tp_token {
 	bool has_lease_mu;
 	bool has_lease;
 	double lease_end;            /* monotonic seconds */
+	/* The store with this id failed to authenticate under the root
+	 * secret Tang gave (or its JWE is not for this binding): damaged,
+	 * refused until another store replaces it.  Under lease_mu. */
+	bool is_bad;
+	uint8_t bad_id[STORE_ID_LEN];
 };
 
 #define TP_NOBODY ((CK_USER_TYPE)~0UL)

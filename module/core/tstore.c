@@ -75,7 +75,30 @@ CK_RV tstore_rv(store_status s)
 
 CK_RV tstore_state(tp_token *tok)
 {
-	return tstore_rv(store_state(tok->st));
+	store_info si;
+	store_status s = store_get_info(tok->st, &si);
+	bool bad = false;
+
+	if (s == STORE_OK) {
+		pthread_mutex_lock(&tok->lease_mu);
+		bad = tok->is_bad && memcmp(tok->bad_id, si.store_id, STORE_ID_LEN) == 0;
+		pthread_mutex_unlock(&tok->lease_mu);
+	}
+	return bad ? CKR_TOKEN_NOT_RECOGNIZED : tstore_rv(s);
+}
+
+/* The store that is there now does not open under this token's binding:
+ * refused from now on (never modified), until another store replaces it. */
+static void mark_bad(tp_token *tok)
+{
+	store_info si;
+
+	if (store_get_info(tok->st, &si) != STORE_OK)
+		return;
+	pthread_mutex_lock(&tok->lease_mu);
+	tok->is_bad = true;
+	memcpy(tok->bad_id, si.store_id, STORE_ID_LEN);
+	pthread_mutex_unlock(&tok->lease_mu);
 }
 
 void tstore_lease_start(tp_token *tok)
@@ -111,14 +134,19 @@ CK_RV tstore_root(tp_token *tok, tp_err *dev_err)
 			  tok->cfg->label, tok->cfg->store, cj.jwe.ciphertext_len, STORE_ROOT_LEN);
 		rv = CKR_TOKEN_NOT_RECOGNIZED;
 	}
-	if (rv != CKR_OK)
+	if (rv != CKR_OK) {
+		if (rv == CKR_TOKEN_NOT_RECOGNIZED)
+			mark_bad(tok);
 		goto out;
+	}
 	pt_len = cj.jwe.ciphertext_len;
 	/* The recovery exchange: no lock of ours is held here. */
 	rv = mech_jwe_decrypt(tok->srv, &cj, CKR_TOKEN_NOT_RECOGNIZED, &pt, dev_err);
 	if (rv != CKR_OK)
 		goto out;
 	rv = tstore_rv(store_set_root(tok->st, pt));
+	if (rv == CKR_TOKEN_NOT_RECOGNIZED)
+		mark_bad(tok);
 	if (rv == CKR_OK) {
 		tstore_lease_start(tok);
 		log_debug("token \"%s\": root secret recovered, lease %ld s", tok->cfg->label,
