@@ -435,10 +435,19 @@ CK_RV manage_set(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho,
 		lib_unlock();
 		goto out;
 	}
-	rv = tstore_root(info.token, &err);
-	if (rv == CKR_OK)
-		rv = tstore_rv(store_object_replace(info.token->st, info.sid, info.is_private,
-						   copy->attrs, copy->n_attrs));
+	for (int tries = 0; tries < 2; tries++) {
+		store_status st = STORE_OK;
+
+		rv = tstore_root(info.token, &err);
+		if (rv != CKR_OK)
+			break;
+		st = store_object_replace(info.token->st, info.sid, info.is_private,
+					  copy->attrs, copy->n_attrs);
+		rv = tstore_rv(st);
+		/* The lease ended in between (R gone): once more. */
+		if (st != STORE_NO_KEY)
+			break;
+	}
 	if (rv != CKR_OK)
 		goto out;
 	store_object_get(info.token->st, info.sid, &so);
@@ -507,8 +516,15 @@ CK_RV manage_destroy(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho)
 	if (rv == CKR_OK) {
 		store_status st = store_object_remove(tok->st, sid);
 
+		/* The lease ended in between (R gone): once more. */
+		if (st == STORE_NO_KEY) {
+			rv = tstore_root(tok, &err);
+			if (rv == CKR_OK)
+				st = store_object_remove(tok->st, sid);
+		}
 		/* Removed by another process meanwhile: gone all the same. */
-		rv = st == STORE_NOT_FOUND ? CKR_OBJECT_HANDLE_INVALID : tstore_rv(st);
+		if (rv == CKR_OK)
+			rv = st == STORE_NOT_FOUND ? CKR_OBJECT_HANDLE_INVALID : tstore_rv(st);
 		if (rv == CKR_OK || st == STORE_NOT_FOUND) {
 			lib_lock();
 			gone = tstore_unshow_locked(lib, tok, sid);

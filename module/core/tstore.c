@@ -410,9 +410,15 @@ static void unload_all(tp_lib *lib, tp_token *tok, bool drop_private)
 	object_free_all(gone, n_gone);
 }
 
+void tstore_call_end(tp_lib *lib)
+{
+	__atomic_sub_fetch(&lib->calls, 1, __ATOMIC_ACQ_REL);
+}
+
 void tstore_tick(tp_lib *lib)
 {
 	double t = 0;
+	bool alone = __atomic_add_fetch(&lib->calls, 1, __ATOMIC_ACQ_REL) == 1;
 
 	for (size_t i = 0; i < lib->n_tokens; i++) {
 		tp_token *tok = &lib->tokens[i];
@@ -423,7 +429,8 @@ void tstore_tick(tp_lib *lib)
 		if (t == 0)
 			t = now_s();
 		pthread_mutex_lock(&tok->lease_mu);
-		if (tok->has_lease && t >= tok->lease_end) {
+		if (tok->has_lease && t >= tok->lease_end &&
+		    (alone || t >= tok->lease_end + TP_LEASE_GRACE)) {
 			tok->has_lease = false;
 			expired = true;
 		}

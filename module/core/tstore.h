@@ -36,10 +36,15 @@ CK_RV tstore_root(tp_token *tok, tp_err *dev_err);
 /* Starts a lease for R just handed to the store (C_InitToken). */
 void tstore_lease_start(tp_token *tok);
 
-/* Ends every lease that ran out: R and decrypted objects are wiped, the
- * tp_objects of the store keep their handles but lose their attributes.
- * Called at the start of every entry point (the module has no threads). */
+/* Counts an entry point in flight, and ends every lease that ran out: R
+ * and decrypted objects are wiped, the tp_objects of the store keep their
+ * handles but lose their attributes.  Called at the start of every entry
+ * point (the module has no threads of its own); tstore_call_end at its
+ * end.  While other calls are in flight (they may be using objects they
+ * just prepared) the wipe waits, at most TP_LEASE_GRACE seconds. */
+#define TP_LEASE_GRACE 2
 void tstore_tick(tp_lib *lib);
+void tstore_call_end(tp_lib *lib);
 /* Drops R, and the attributes of every store object (logout, re-init);
  * with drop_private, private objects are unlinked as well. */
 void tstore_drop(tp_lib *lib, tp_token *tok, bool drop_private);

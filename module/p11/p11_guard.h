@@ -26,6 +26,7 @@
 		if (rv == CKR_OK) { \
 			tstore_tick(lib); \
 			rv = (call); \
+			tstore_call_end(lib); \
 			lib_release(lib); \
 		} \
 		return rv; \
@@ -44,6 +45,7 @@
 			rv = tstore_prepare(lib, (hs), (h1), (h2)); \
 			if (rv == CKR_OK) \
 				rv = (call); \
+			tstore_call_end(lib); \
 			lib_release(lib); \
 		} \
 		return rv; \
