@@ -135,6 +135,38 @@ tp_check "Tang away: the PIN was not counted" bash -c '! grep -qi "count low" <<
 out=$("${M[@]}" --login --pin "$NEWPIN" -O 2>&1)
 tp_check "Tang back: the key is there" grep -q "$LABEL" <<<"$out"
 
+# ---- a locked user PIN, reset by the SO ----------------------------------
+for i in $(seq 10); do "${M[@]}" --login --pin 0000 -O >/dev/null 2>&1; done
+out=$("${M[@]}" -L 2>&1)
+tp_check "10 wrong PINs (10 processes): -L shows the user PIN locked" grep -qi 'user PIN locked' <<<"$out"
+out=$("${M[@]}" --login --pin "$NEWPIN" -O 2>&1)
+tp_check "a locked PIN refuses even the right PIN (CKR_PIN_LOCKED)" grep -q CKR_PIN_LOCKED <<<"$out"
+out=$("${M[@]}" --init-pin --login --login-type so --so-pin "$SO" --pin "$PIN" 2>&1); echo "$out"
+tp_check "the SO sets a new user PIN (--init-pin)" grep -qi 'User PIN successfully initialized' <<<"$out"
+out=$("${M[@]}" --login --pin "$PIN" -O 2>&1)
+tp_check "the objects survived the reset" grep -q "$LABEL" <<<"$out"
+out=$("${M[@]}" -L 2>&1)
+tp_check "the counter is reset" bash -c '! grep -qi "locked\|count low" <<<"$1"' _ "$out"
+
+# ---- "pin": false: Tang alone, pkcs11-tool --login with no PIN -------------
+cat > "$W/nopin.conf" <<CONF
+{ "tokens": [ { "label": "tang", "tang": { "url": "$TANG_URL", "thp": "$TANG_THP" },
+                "store": "$W/nopin", "pin": false } ] }
+CONF
+N=(env TANG_PKCS11_CONF="$W/nopin.conf" pkcs11-tool --module "$TANG_PKCS11_MODULE")
+out=$("${N[@]}" --init-token --label tang --so-pin "$SO" 2>&1); echo "$out"
+out=$("${N[@]}" -L 2>&1); echo "$out"
+tp_check '"pin": false: protected authentication path ("PIN pad present"), initialized' \
+	bash -c 'grep -q "PIN pad present" <<<"$1" && grep -q "token initialized" <<<"$1"' _ "$out"
+out=$("${N[@]}" --login --write-object "$W/data.bin" --type data --label nopin-private --private 2>&1 </dev/null); echo "$out"
+tp_check '"pin": false: --login with no PIN writes a private object' grep -q 'Data object' <<<"$out"
+out=$("${N[@]}" -O 2>&1)
+tp_check '"pin": false: without login the private object is hidden' bash -c '! grep -q nopin-private <<<"$1"' _ "$out"
+out=$("${N[@]}" --login -O 2>&1 </dev/null)
+tp_check '"pin": false: --login with no PIN shows it' grep -q nopin-private <<<"$out"
+out=$("${N[@]}" --login --pin whatever -O 2>&1)
+tp_check '"pin": false: a PIN given anyway is ignored' grep -q nopin-private <<<"$out"
+
 # ---- damaged store: refused and untouched --------------------------------
 cp -a "$STORE" "$W/bad"
 printf 'XXXX' | dd of="$W/bad/metadata" bs=1 seek=0 conv=notrunc 2>/dev/null
