@@ -37,6 +37,15 @@ CK_RV tstore_open(tp_token *tok)
 			  tok->cfg->store, store_status_str(s));
 		return s == STORE_NOMEM ? CKR_HOST_MEMORY : CKR_FUNCTION_FAILED;
 	}
+	if (s == STORE_OK) {
+		store_info si;
+
+		/* The store keeps the model it was made with. */
+		if (store_get_info(tok->st, &si) == STORE_OK && si.pin_model != tok->cfg->pin)
+			log_warn("token \"%s\": store %s was initialized with \"pin\": %s; the configuration's \"pin\": %s applies only after C_InitToken",
+				 tok->cfg->label, tok->cfg->store, si.pin_model ? "true" : "false",
+				 tok->cfg->pin ? "true" : "false");
+	}
 	return CKR_OK;
 }
 

@@ -355,6 +355,16 @@ static void lifecycle(void)
 		 CKR_SESSION_READ_WRITE_SO_EXISTS);
 	CHECK_RV(P->C_InitPIN(s, (CK_UTF8CHAR *)"12", 2), CKR_PIN_LEN_RANGE);
 	CHECK_RV(P->C_InitPIN(s, (CK_UTF8CHAR *)USER_PIN, 4), CKR_OK);
+	/* The SO changes the SO PIN (C_SetPIN in an SO session), and back. */
+	CHECK_RV(P->C_SetPIN(s, (CK_UTF8CHAR *)"bad-old", 7, (CK_UTF8CHAR *)"so-new-2", 8),
+		 CKR_PIN_INCORRECT);
+	CHECK_RV(P->C_SetPIN(s, (CK_UTF8CHAR *)SO_PIN, strlen(SO_PIN), (CK_UTF8CHAR *)"so-new-2", 8),
+		 CKR_OK);
+	CHECK_RV(P->C_Logout(s), CKR_OK);
+	CHECK_RV(login(s, CKU_SO, SO_PIN), CKR_PIN_INCORRECT);
+	CHECK_RV(login(s, CKU_SO, "so-new-2"), CKR_OK);
+	CHECK_RV(P->C_SetPIN(s, (CK_UTF8CHAR *)"so-new-2", 8, (CK_UTF8CHAR *)SO_PIN, strlen(SO_PIN)),
+		 CKR_OK);
 	f = token_flags();
 	CHECKF(f == (CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED),
 	       "flags 0x%lx", (unsigned long)f);
@@ -452,8 +462,10 @@ static void lifecycle(void)
 		CHECK(find_label(s, "tmp", NULL) == 0);
 		CHECK_RV(P->C_DestroyObject(s, htmp), CKR_OBJECT_HANDLE_INVALID);
 	}
-	/* Read-only sessions: no changes to token objects. */
+	/* Read-only sessions: no changes to token objects, no C_SetPIN. */
 	ro = tp_open(slot);
+	CHECK_RV(P->C_SetPIN(ro, (CK_UTF8CHAR *)USER_PIN, 4, (CK_UTF8CHAR *)"5555", 4),
+		 CKR_SESSION_READ_ONLY);
 	CHECK_RV(make_data(ro, "ro", "x", true, false, &h), CKR_SESSION_READ_ONLY);
 	CHECK_RV(make_data(ro, "ro-session", "x", false, false, &h), CKR_OK);
 	CHECK_RV(P->C_DestroyObject(ro, hd), CKR_SESSION_READ_ONLY);
