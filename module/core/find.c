@@ -80,50 +80,66 @@ CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_
 	/* First need of the Tang keys: fetch the advertisement, unlocked. */
 	if (may_match_tang(tmpl, count))
 		token_load_keys(lib, tok);
-	/* The store's objects: R through Tang when the lease ended, then
-	 * only what changed on disk is read (the store caches). */
-	if (tok->st && may_match_store(tmpl, count)) {
-		tp_err err = TP_OK;
+	for (int tries = 0;; tries++) {
+		bool with_store = tok->st && may_match_store(tmpl, count);
+		bool incomplete = false;
 
-		rv = tstore_sync(lib, tok, &err);
-		if (rv != CKR_OK) {
-			lib_lock();
-			s = session_lookup_locked(lib, hs);
-			if (s) {
-				s->find_busy = false;
-				if (err != TP_OK)
-					s->device_error = err;
+		/* The store's objects: R through Tang when the lease ended,
+		 * then only what changed on disk is read (the store caches). */
+		if (with_store) {
+			tp_err err = TP_OK;
+
+			rv = tstore_sync(lib, tok, &err);
+			if (rv != CKR_OK) {
+				lib_lock();
+				s = session_lookup_locked(lib, hs);
+				if (s) {
+					s->find_busy = false;
+					if (err != TP_OK)
+						s->device_error = err;
+				}
+				lib_unlock();
+				return rv;
 			}
-			lib_unlock();
-			return rv;
 		}
-	}
 
-	lib_lock();
-	/* LOCKED SECTION ------------------------------------------------ */
-	s = session_lookup_locked(lib, hs);
-	if (!s) {
-		/* Closed by another thread meanwhile. */
-		rv = CKR_SESSION_CLOSED;
-		goto unlock;
+		lib_lock();
+		/* LOCKED SECTION ---------------------------------------- */
+		s = session_lookup_locked(lib, hs);
+		if (!s) {
+			/* Closed by another thread meanwhile. */
+			rv = CKR_SESSION_CLOSED;
+			goto unlock;
+		}
+		free(s->found);
+		s->found = calloc(lib->n_objects + 1, sizeof(*s->found));
+		s->n_found = s->pos = 0;
+		if (!s->found) {
+			s->find_busy = false;
+			rv = CKR_HOST_MEMORY;
+			goto unlock;
+		}
+		for (size_t i = 0; i < lib->n_objects; i++) {
+			const tp_object *o = lib->objects[i];
+
+			if (o->token != tok)
+				continue;
+			/* A lease ended (in another thread) since the sync:
+			 * this object's attributes are gone; sync again. */
+			if (with_store && o->is_stored && !o->is_loaded)
+				incomplete = true;
+			if (!attrs_match(o, tmpl, count))
+				continue;
+			if (tok->st && tok->login != CKU_USER && object_is_private(o))
+				continue;
+			s->found[s->n_found++] = o->handle;
+		}
+		if (!incomplete || tries == 2)
+			break;
+		/* ------------------------------------- END LOCKED SECTION */
+		lib_unlock();
 	}
 	s->find_busy = false;
-	free(s->found);
-	s->found = calloc(lib->n_objects + 1, sizeof(*s->found));
-	s->n_found = s->pos = 0;
-	if (!s->found) {
-		rv = CKR_HOST_MEMORY;
-		goto unlock;
-	}
-	for (size_t i = 0; i < lib->n_objects; i++) {
-		const tp_object *o = lib->objects[i];
-
-		if (o->token != tok || !attrs_match(o, tmpl, count))
-			continue;
-		if (tok->st && tok->login != CKU_USER && object_is_private(o))
-			continue;
-		s->found[s->n_found++] = o->handle;
-	}
 	s->find_active = true;
 	rv = CKR_OK;
 unlock:

@@ -391,11 +391,17 @@ CK_RV tstore_sync(tp_lib *lib, tp_token *tok, tp_err *dev_err)
 
 /* ---- lease ------------------------------------------------------------ */
 
+unsigned long tstore_wipes(tp_lib *lib)
+{
+	return __atomic_load_n(&lib->wipes, __ATOMIC_ACQUIRE);
+}
+
 static void unload_all(tp_lib *lib, tp_token *tok, bool drop_private)
 {
 	tp_object **gone = NULL;
 	size_t n_gone = 0, keep = 0;
 
+	__atomic_add_fetch(&lib->wipes, 1, __ATOMIC_ACQ_REL);
 	lib_lock();
 	/* LOCKED SECTION ------------------------------------------------ */
 	if (drop_private)

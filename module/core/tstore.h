@@ -45,6 +45,9 @@ void tstore_lease_start(tp_token *tok);
 #define TP_LEASE_GRACE 2
 void tstore_tick(tp_lib *lib);
 void tstore_call_end(tp_lib *lib);
+/* Counts wipes of stored objects: a call that failed while one happened
+ * (P11_OBJ) is prepared and run once more. */
+unsigned long tstore_wipes(tp_lib *lib);
 /* Drops R, and the attributes of every store object (logout, re-init);
  * with drop_private, private objects are unlinked as well. */
 void tstore_drop(tp_lib *lib, tp_token *tok, bool drop_private);
