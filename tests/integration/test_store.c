@@ -9,7 +9,9 @@
  *              objects survive, logout and last-session-closed
  *   outage     Tang stopped: within the lease it works, after it
  *              CKR_DEVICE_ERROR (PIN counter untouched), Tang back: works
- *              again in the same process with the same handles
+ *              again in the same process with the same handles; a
+ *              hanging Tang: CKR_DEVICE_ERROR within the timeout while
+ *              C_GetTokenInfo/C_OpenSession stay quick (no lock held)
  *   procs      4 processes x 200 token objects at once: exactly 800
  *   kill       kill -9 a writer: every object it got CKR_OK for is there
  *   nopin      "pin": false: protected authentication path, C_Login with a
@@ -546,6 +548,34 @@ static void lifecycle(void)
 
 #define LEASE 8 /* generous: "within the lease" must hold on a loaded machine */
 
+static volatile int probing;
+static double probe_worst;
+static int probe_rounds;
+
+/* Calls that never need the network, while another thread waits for Tang. */
+static void *prober(void *arg)
+{
+	(void)arg;
+	while (__atomic_load_n(&probing, __ATOMIC_SEQ_CST)) {
+		CK_TOKEN_INFO ti;
+		CK_SESSION_HANDLE s2 = 0;
+		CK_SESSION_INFO si;
+		double t0 = tp_now(), dt;
+		bool ok = P->C_GetTokenInfo(slot, &ti) == CKR_OK &&
+			  P->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s2) == CKR_OK &&
+			  P->C_GetSessionInfo(s2, &si) == CKR_OK && P->C_CloseSession(s2) == CKR_OK;
+
+		dt = tp_now() - t0;
+		if (!ok)
+			dt = 99;
+		if (dt > probe_worst)
+			probe_worst = dt;
+		probe_rounds++;
+		usleep(20000);
+	}
+	return NULL;
+}
+
 static void outage(void)
 {
 	CK_SESSION_HANDLE s;
@@ -589,6 +619,28 @@ static void outage(void)
 		CK_OBJECT_HANDLE x[2];
 
 		CHECK(tp_find(s, &session_only, 1, x, 2) == 0);
+	}
+	tp_case_end();
+
+	tp_case_begin("a hanging Tang: CKR_DEVICE_ERROR within the timeout, no lock held");
+	{
+		int port = atoi(tp_env("TANG_PORT"));
+		int hole = tp_blackhole(&port);
+		pthread_t th;
+		double t0 = tp_now(), dt;
+
+		__atomic_store_n(&probing, 1, __ATOMIC_SEQ_CST);
+		REQUIRE(pthread_create(&th, NULL, prober, NULL) == 0);
+		CHECK_RV(P->C_FindObjectsInit(s, &by_class, 1), CKR_DEVICE_ERROR);
+		dt = tp_now() - t0;
+		__atomic_store_n(&probing, 0, __ATOMIC_SEQ_CST);
+		pthread_join(th, NULL);
+		close(hole);
+		/* Correctness bounds, generous: the token's timeout is 5 s. */
+		CHECKF(dt < 5.0 + 5.0, "the search took %.1f s", dt);
+		CHECKF(probe_worst < 1.0 && probe_rounds > 0,
+		       "C_GetTokenInfo/C_OpenSession/C_GetSessionInfo took up to %.2f s (%d rounds) during the exchange",
+		       probe_worst, probe_rounds);
 	}
 	tp_case_end();
 
