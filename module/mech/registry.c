@@ -10,6 +10,10 @@ static const tp_mech mechs[] = {
 	/* Clevis JWE (mech/jwe.c): key sizes are the Tang keys' curves. */
 	{ CKM_TANG_JWE, 256, 521,
 	  CKF_HW | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP },
+	/* Secret keys (core/manage.c): AES sizes in bytes, generic secrets
+	 * in bits (PKCS#11 2.40 §2.8, §2.10). */
+	{ CKM_AES_KEY_GEN, 16, 32, CKF_HW | CKF_GENERATE },
+	{ CKM_GENERIC_SECRET_KEY_GEN, 8, 4096, CKF_HW | CKF_GENERATE },
 };
 
 size_t mech_count(void)

@@ -5,7 +5,7 @@
 
 CK_RV P11_EXPORT C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	P11_LIB(crypt_encrypt_init(lib, hSession, pMechanism, hKey));
+	P11_OBJ(hSession, hKey, 0, crypt_encrypt_init(lib, hSession, pMechanism, hKey));
 }
 
 CK_RV P11_EXPORT C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
@@ -25,7 +25,7 @@ CK_RV P11_EXPORT C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEnc
 
 CK_RV P11_EXPORT C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	P11_LIB(crypt_decrypt_init(lib, hSession, pMechanism, hKey));
+	P11_OBJ(hSession, hKey, 0, crypt_decrypt_init(lib, hSession, pMechanism, hKey));
 }
 
 CK_RV P11_EXPORT C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
