@@ -118,8 +118,9 @@ CK_RV keywrap_wrap(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech,
 		softop_deliver(res, n, out, out_len, &rv, &keep);
 out:
 	(void)keep;
-	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL)
-		log_debug("C_WrapKey(%s): CK_RV 0x%lx", mech ? mech_name(mech->mechanism) : "-",
+	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && rv != CKR_MECHANISM_PARAM_INVALID)
+		log_error("C_WrapKey(%s) of key 0x%lx with key 0x%lx: CK_RV 0x%lx",
+			  mech_name(mech->mechanism), (unsigned long)key, (unsigned long)wrapping,
 			  (unsigned long)rv);
 	if (data)
 		OPENSSL_clear_free(data, data_len + 1);
@@ -196,6 +197,12 @@ CK_RV keywrap_unwrap(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech
 		rv = CKR_WRAPPED_KEY_LEN_RANGE;
 	else if (rv == CKR_ENCRYPTED_DATA_INVALID)
 		rv = CKR_WRAPPED_KEY_INVALID;
+	if (rv == CKR_WRAPPED_KEY_LEN_RANGE || rv == CKR_WRAPPED_KEY_INVALID)
+		log_error("C_UnwrapKey(%s) of %lu bytes with key 0x%lx: wrapped key %s",
+			  mech_name(mech->mechanism), (unsigned long)in_len,
+			  (unsigned long)unwrapping,
+			  rv == CKR_WRAPPED_KEY_INVALID ? "invalid (padding, tag or integrity check)"
+							: "of a length the mechanism cannot take");
 	if (rv == CKR_OK) {
 		size_t len = n;
 

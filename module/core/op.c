@@ -20,6 +20,10 @@ static const CK_ATTRIBUTE_TYPE kind_usage[TP_OPK_N] = {
 	CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, 0,
 };
 
+static const char *const kind_name[TP_OPK_N] = {
+	"encryption", "decryption", "signing", "verification", "digest",
+};
+
 void softop_free_ctx(tp_op_kind kind, void *ctx)
 {
 	switch (kind) {
@@ -133,9 +137,18 @@ CK_RV softop_init(tp_lib *lib, CK_SESSION_HANDLE hs, tp_op_kind kind,
 	if (rv == CKR_OK && kind != TP_OPK_DIGEST) {
 		rv = mech_check_key(m, key.key_type, key.len);
 		if (rv != CKR_OK)
-			log_error("%s: key 0x%lx cannot be used (key type 0x%lx, %zu bytes)",
-				  m->name, (unsigned long)hkey, (unsigned long)key.key_type,
-				  key.len);
+			log_error("%s %s: key 0x%lx cannot be used (key type 0x%lx, %zu bytes)",
+				  m->name, kind_name[kind], (unsigned long)hkey,
+				  (unsigned long)key.key_type, key.len);
+	} else if (rv == CKR_MECHANISM_INVALID) {
+		log_error("%s: not offered for %s", mech_name(mech->mechanism), kind_name[kind]);
+	} else if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_KEY_TYPE_INCONSISTENT ||
+		   rv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
+		log_error("%s %s with key 0x%lx: %s", mech_name(mech->mechanism), kind_name[kind],
+			  (unsigned long)hkey,
+			  rv == CKR_KEY_HANDLE_INVALID ? "no such key"
+			  : rv == CKR_KEY_TYPE_INCONSISTENT ? "not a secret key with a value"
+							   : "the key's usage attribute forbids it");
 	}
 	if (rv == CKR_OK)
 		rv = new_ctx(kind, mech, &key, &ctx);
@@ -208,10 +221,27 @@ CK_RV softop_take(tp_lib *lib, CK_SESSION_HANDLE hs, tp_op_kind kind, tp_op_mode
 	return rv;
 }
 
+/* The failures that end an operation because of its input. */
+static const char *input_error(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_DATA_LEN_RANGE: return "data length out of range";
+	case CKR_ENCRYPTED_DATA_LEN_RANGE: return "ciphertext length out of range";
+	case CKR_ENCRYPTED_DATA_INVALID: return "ciphertext invalid (padding, tag or integrity check)";
+	case CKR_SIGNATURE_LEN_RANGE: return "signature of the wrong length";
+	case CKR_SIGNATURE_INVALID: return "signature does not match";
+	case CKR_KEY_INDIGESTIBLE: return "key cannot be digested";
+	case CKR_FUNCTION_NOT_SUPPORTED: return "single-part mechanism used multi-part";
+	case CKR_ARGUMENTS_BAD: return "bad arguments";
+	default: return NULL;
+	}
+}
+
 CK_RV softop_give(tp_lib *lib, CK_SESSION_HANDLE hs, tp_op_kind kind, void *ctx, bool keep,
 		  CK_RV rv)
 {
 	tp_session *s;
+	CK_MECHANISM_TYPE mech = 0;
 
 	lib_lock();
 	/* LOCKED SECTION ------------------------------------------------ */
@@ -223,11 +253,16 @@ CK_RV softop_give(tp_lib *lib, CK_SESSION_HANDLE hs, tp_op_kind kind, void *ctx,
 		s->sops[kind].ctx = ctx;
 		ctx = NULL;
 	} else {
+		mech = s->sops[kind].mech;
 		softop_clear(&s->sops[kind], kind);
 	}
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
 	softop_free_ctx(kind, ctx);
+	if (!keep && input_error(rv))
+		log_msg(rv == CKR_SIGNATURE_INVALID ? LOG_WARNING : LOG_ERR,
+			"%s %s ended: %s (CK_RV 0x%lx)", mech_name(mech), kind_name[kind],
+			input_error(rv), (unsigned long)rv);
 	return rv;
 }
 

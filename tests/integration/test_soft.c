@@ -52,7 +52,8 @@ static CK_OBJECT_HANDLE make_key(CK_KEY_TYPE kt, const uint8_t *v, size_t n,
 	uint8_t *buf;
 
 	REQUIRE(n_extra + 2 <= MAX_TMPL);
-	memcpy(tmpl + 2, extra, n_extra * sizeof(*extra));
+	if (n_extra)
+		memcpy(tmpl + 2, extra, n_extra * sizeof(*extra));
 	REQUIRE_RV(P->C_EncryptInit(S, &jwe, tang_pub), CKR_OK);
 	REQUIRE_RV(P->C_Encrypt(S, (CK_BYTE_PTR)v, n, NULL, &jl), CKR_OK);
 	buf = malloc(jl);
