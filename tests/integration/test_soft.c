@@ -660,6 +660,21 @@ static void test_macs(void)
 			CHECK_RV(P->C_SignInit(S, &m, hhm), CKR_KEY_TYPE_INCONSISTENT);
 		}
 	}
+	/* HMAC key sizes: 1 to 8192 bytes, as C_GetMechanismInfo says */
+	{
+		static uint8_t big[8193];
+		CK_MECHANISM m = { CKM_SHA512_HMAC, NULL, 0 };
+		CK_OBJECT_HANDLE hmax, hover;
+
+		RAND_bytes(big, sizeof(big));
+		hmax = make_simple(CKK_GENERIC_SECRET, big, 8192);
+		hover = make_simple(CKK_GENERIC_SECRET, big, 8193);
+		rl = ref_mac("HMAC", "digest", "SHA512", big, 8192, msg, 100, ref);
+		CHECK_RV(sign1(&m, hmax, msg, 100, sig, &sl), CKR_OK);
+		CHECK_MEM(sig, sl, ref, rl, "HMAC with an 8192-byte key");
+		CHECK_RV(P->C_SignInit(S, &m, hover), CKR_KEY_SIZE_RANGE);
+		CHECK_RV(P->C_VerifyInit(S, &m, hover), CKR_KEY_SIZE_RANGE);
+	}
 	/* Verification failures end the operation */
 	{
 		CK_MECHANISM m = { CKM_SHA256_HMAC, NULL, 0 };
