@@ -755,7 +755,7 @@ CK_RV aes_cipher_oneshot(const tp_cipher *c, const uint8_t *in, size_t in_len,
 	CK_RV rv = CKR_GENERAL_ERROR;
 	tp_cipher *d = NULL;
 	uint8_t *res = NULL, *tail = NULL;
-	size_t n = 0, tail_len = 0;
+	size_t n = 0, cap = 0, tail_len = 0;
 
 	*out = NULL;
 	*out_len = 0;
@@ -767,7 +767,8 @@ CK_RV aes_cipher_oneshot(const tp_cipher *c, const uint8_t *in, size_t in_len,
 	if (rv != CKR_OK)
 		return rv;
 	d = dup_cipher(c);
-	res = out_new(n + 16);
+	cap = n + 16;
+	res = out_new(cap);
 	if (!d || !res) {
 		rv = CKR_HOST_MEMORY;
 		goto out;
@@ -785,7 +786,7 @@ out:
 	if (tail)
 		OPENSSL_clear_free(tail, 16);
 	if (res)
-		OPENSSL_clear_free(res, n + 16);
+		OPENSSL_clear_free(res, cap);
 	aes_cipher_free(d);
 	return rv;
 }
