@@ -867,6 +867,37 @@ static void test_wrap(void)
 		 * one a length error */
 		CHECK_RV(P->C_UnwrapKey(S, &pad, hkek, out, l - 1, t, 8, &hu), CKR_WRAPPED_KEY_LEN_RANGE);
 	}
+	/* Barbican 15's exact unwrap template, then its uses of the key:
+	 * CBC encryption of data it padded itself, into an exact buffer. */
+	{
+		CK_ATTRIBUTE t[] = {
+			{ CKA_CLASS, &SECRET, sizeof(SECRET) }, { CKA_KEY_TYPE, &aes, sizeof(aes) },
+			{ CKA_TOKEN, &F, 1 }, { CKA_PRIVATE, &T, 1 }, { CKA_SENSITIVE, &T, 1 },
+			{ CKA_ENCRYPT, &T, 1 }, { CKA_DECRYPT, &T, 1 }, { CKA_EXTRACTABLE, &T, 1 },
+		};
+		uint8_t data[48], ct[48], civ[16];
+		CK_MECHANISM cbc = { CKM_AES_CBC, civ, 16 };
+		CK_ULONG cl = sizeof(ct);
+
+		RAND_bytes(data, sizeof(data));
+		RAND_bytes(civ, sizeof(civ));
+		l = sizeof(out);
+		CHECK_RV(P->C_WrapKey(S, &pad, hkek, hpk, out, &l), CKR_OK);
+		CHECK_RV(P->C_UnwrapKey(S, &pad, hkek, out, l, t, 8, &hu), CKR_OK);
+		CHECK(tp_attr_bool(S, hu, CKA_PRIVATE) == 1 && tp_attr_bool(S, hu, CKA_SENSITIVE) == 1);
+		CHECK_RV(P->C_EncryptInit(S, &cbc, hu), CKR_OK);
+		CHECK_RV(P->C_Encrypt(S, data, 48, ct, &cl), CKR_OK);
+		rl = ref_cipher("CBC", pk, 32, civ, true, false, data, 48, ref);
+		CHECK_MEM(ct, cl, ref, rl, "CBC with Barbican's unwrapped project key");
+		/* and it can be wrapped again (sensitive, extractable) */
+		l = sizeof(out);
+		CHECK_RV(P->C_WrapKey(S, &pad, hkek, hu, out, &l), CKR_OK);
+		/* Barbican's "HSM generates the GCM IV" option: no IV given.
+		 * PKCS#11 2.40 has no such mode: refused. */
+		CK_GCM_PARAMS gp = { NULL, 0, 0, NULL, 0, 128 };
+		CK_MECHANISM gcm = { CKM_AES_GCM, &gp, 48 };
+		CHECK_RV(P->C_EncryptInit(S, &gcm, hu), CKR_MECHANISM_PARAM_INVALID);
+	}
 	/* Rules */
 	CHECK_RV(P->C_WrapKey(S, &pad, hkek, hnoext, out, &l), CKR_KEY_UNEXTRACTABLE);
 	l = sizeof(out);
