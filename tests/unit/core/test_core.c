@@ -704,7 +704,7 @@ static void test_not_supported(void)
 	CK_SLOT_ID slot = 0;
 	/* A mechanism the token does not offer. */
 	CK_MECHANISM m = { CKM_DES3_CBC, NULL, 0 };
-	CK_BYTE b[16];
+	CK_BYTE b[16] = { 0 };
 
 	CHECK_RV(f->C_Login(1, CKU_USER, NULL, 0), CKR_CRYPTOKI_NOT_INITIALIZED);
 	init_unit();
