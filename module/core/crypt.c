@@ -7,7 +7,6 @@
 #include <openssl/evp.h>
 
 #include "core/cipher.h"
-#include "tang-pkcs11.h"
 #include "core/object.h"
 #include "core/session.h"
 #include "core/token.h"
@@ -15,6 +14,7 @@
 #include "mech/registry.h"
 #include "util/ec.h"
 #include "util/log.h"
+#include "tang-pkcs11.h"
 
 /* Update input bounds: a JWE (plus some trailing whitespace, which the
  * parse tolerates) and the largest plaintext the module encrypts. */

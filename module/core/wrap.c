@@ -7,13 +7,13 @@
 
 #include "core/keytmpl.h"
 #include "core/keywrap.h"
-#include "tang-pkcs11.h"
 #include "core/object.h"
 #include "core/session.h"
 #include "core/token.h"
 #include "mech/jwe.h"
 #include "mech/registry.h"
 #include "util/log.h"
+#include "tang-pkcs11.h"
 
 static CK_RV check_mech(const CK_MECHANISM *mech, CK_FLAGS need)
 {
