@@ -15,45 +15,46 @@
 #define WU (CKF_WRAP | CKF_UNWRAP)
 #define SV (CKF_SIGN | CKF_VERIFY)
 
-#define M(t) t, #t
+/* An entry: type, key sizes, flags, key types, and the name for logs. */
+#define E(t, min, max, flags, kt) { t, min, max, flags, kt, #t }
 
 /* Every mechanism is flagged CKF_HW: pkcs11-tool only auto-selects those,
  * and the key really lives elsewhere (on the Tang server, or sealed by it). */
 static const tp_mech mechs[] = {
-	{ M(CKM_ECDH1_DERIVE), 256, 521,
-	  CKF_HW | CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS, 0 },
+	E(CKM_ECDH1_DERIVE, 256, 521,
+	  CKF_HW | CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS, 0),
 	/* Clevis JWE (mech/jwe.c): key sizes are the Tang keys' curves. */
-	{ M(CKM_TANG_JWE), 256, 521, CKF_HW | ED | WU, 0 },
+	E(CKM_TANG_JWE, 256, 521, CKF_HW | ED | WU, 0),
 
 	/* AES (mech/aes.c): key sizes in bytes. */
-	{ M(CKM_AES_ECB), 16, 32, CKF_HW | ED | WU, AES },
-	{ M(CKM_AES_CBC), 16, 32, CKF_HW | ED | WU, AES },
-	{ M(CKM_AES_CBC_PAD), 16, 32, CKF_HW | ED | WU, AES },
-	{ M(CKM_AES_CTR), 16, 32, CKF_HW | ED | WU, AES },
-	{ M(CKM_AES_GCM), 16, 32, CKF_HW | ED | WU, AES },
-	{ M(CKM_AES_KEY_WRAP), 16, 32, CKF_HW | ED | WU, AES },
-	{ M(CKM_AES_KEY_WRAP_PAD), 16, 32, CKF_HW | ED | WU, AES },
+	E(CKM_AES_ECB, 16, 32, CKF_HW | ED | WU, AES),
+	E(CKM_AES_CBC, 16, 32, CKF_HW | ED | WU, AES),
+	E(CKM_AES_CBC_PAD, 16, 32, CKF_HW | ED | WU, AES),
+	E(CKM_AES_CTR, 16, 32, CKF_HW | ED | WU, AES),
+	E(CKM_AES_GCM, 16, 32, CKF_HW | ED | WU, AES),
+	E(CKM_AES_KEY_WRAP, 16, 32, CKF_HW | ED | WU, AES),
+	E(CKM_AES_KEY_WRAP_PAD, 16, 32, CKF_HW | ED | WU, AES),
 	/* MACs (mech/mac.c). */
-	{ M(CKM_AES_MAC), 16, 32, CKF_HW | SV, AES },
-	{ M(CKM_AES_MAC_GENERAL), 16, 32, CKF_HW | SV, AES },
-	{ M(CKM_AES_CMAC), 16, 32, CKF_HW | SV, AES },
-	{ M(CKM_AES_CMAC_GENERAL), 16, 32, CKF_HW | SV, AES },
-	{ M(CKM_SHA_1_HMAC), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA_1_HMAC_GENERAL), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA224_HMAC), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA224_HMAC_GENERAL), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA256_HMAC), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA256_HMAC_GENERAL), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA384_HMAC), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA384_HMAC_GENERAL), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA512_HMAC), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
-	{ M(CKM_SHA512_HMAC_GENERAL), HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS },
+	E(CKM_AES_MAC, 16, 32, CKF_HW | SV, AES),
+	E(CKM_AES_MAC_GENERAL, 16, 32, CKF_HW | SV, AES),
+	E(CKM_AES_CMAC, 16, 32, CKF_HW | SV, AES),
+	E(CKM_AES_CMAC_GENERAL, 16, 32, CKF_HW | SV, AES),
+	E(CKM_SHA_1_HMAC, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA_1_HMAC_GENERAL, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA224_HMAC, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA224_HMAC_GENERAL, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA256_HMAC, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA256_HMAC_GENERAL, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA384_HMAC, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA384_HMAC_GENERAL, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA512_HMAC, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
+	E(CKM_SHA512_HMAC_GENERAL, HMAC_MIN, HMAC_MAX, CKF_HW | SV, HMAC_KEYS),
 	/* Digests (mech/digest.c): no key. */
-	{ M(CKM_SHA_1), 0, 0, CKF_HW | CKF_DIGEST, 0 },
-	{ M(CKM_SHA224), 0, 0, CKF_HW | CKF_DIGEST, 0 },
-	{ M(CKM_SHA256), 0, 0, CKF_HW | CKF_DIGEST, 0 },
-	{ M(CKM_SHA384), 0, 0, CKF_HW | CKF_DIGEST, 0 },
-	{ M(CKM_SHA512), 0, 0, CKF_HW | CKF_DIGEST, 0 },
+	E(CKM_SHA_1, 0, 0, CKF_HW | CKF_DIGEST, 0),
+	E(CKM_SHA224, 0, 0, CKF_HW | CKF_DIGEST, 0),
+	E(CKM_SHA256, 0, 0, CKF_HW | CKF_DIGEST, 0),
+	E(CKM_SHA384, 0, 0, CKF_HW | CKF_DIGEST, 0),
+	E(CKM_SHA512, 0, 0, CKF_HW | CKF_DIGEST, 0),
 };
 
 size_t mech_count(void)
@@ -79,7 +80,7 @@ const char *mech_name(CK_MECHANISM_TYPE type)
 	static __thread char buf[40];
 	const tp_mech *m = mech_find(type);
 
-	if (m)
+	if (m && m->name)
 		return m->name;
 	snprintf(buf, sizeof(buf), "mechanism 0x%lx", (unsigned long)type);
 	return buf;

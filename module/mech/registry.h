@@ -20,11 +20,11 @@ enum {
 
 typedef struct tp_mech {
 	CK_MECHANISM_TYPE type;
-	const char *name;            /* "CKM_AES_CBC_PAD", for logs */
 	CK_ULONG min_key_size;       /* CK_MECHANISM_INFO: bits for EC, bytes */
 	CK_ULONG max_key_size;       /* for the secret-key mechanisms */
 	CK_FLAGS flags;              /* always includes CKF_HW */
 	unsigned key_types;          /* TP_KT_*; 0: no soft key (Tang, digest) */
+	const char *name;            /* "CKM_AES_CBC_PAD", for logs (NULL: hex) */
 } tp_mech;
 
 size_t mech_count(void);

@@ -26,7 +26,7 @@ tp_check "-M lists AES-CBC-PAD (16..32 bytes) for encrypt, decrypt, wrap, unwrap
 tp_check "-M lists SHA256-HMAC for sign and verify" \
 	grep -Eq 'SHA256-HMAC, keySize=\{1,8192\}, hw, sign, verify$' <<<"$out"
 tp_check "-M lists the SHA256 digest" grep -Eq '^ *SHA256, hw, digest$' <<<"$out"
-tp_check "-M lists 28 mechanisms" test "$(grep -c 'hw' <<<"$out")" = 28
+tp_check "-M lists at least 28 mechanisms, all hw" test "$(grep -c ', hw' <<<"$out")" -ge 28
 # --test: random, seed, digests (the soft-key mechanisms need keys it
 # cannot make here: tests/integration/test_soft.c covers them).
 out=$("${M[@]}" --test 2>&1); rc=$?; echo "$out"

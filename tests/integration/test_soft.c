@@ -284,7 +284,8 @@ static void test_mechanism_list(CK_SLOT_ID slot)
 
 	tp_case_begin("mechanism list and info");
 	CHECK_RV(P->C_GetMechanismList(slot, list, &n), CKR_OK);
-	CHECK(n == 2 + sizeof(want) / sizeof(want[0]));
+	/* the Tang mechanisms, these, and the store's key generation */
+	CHECK(n >= 2 + sizeof(want) / sizeof(want[0]));
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		CK_MECHANISM_INFO mi;
 		CK_FLAGS f = want[i].flags == 0 ? ED : want[i].flags == 1 ? SV : CKF_DIGEST;
