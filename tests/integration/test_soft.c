@@ -989,6 +989,97 @@ static void test_wrap(void)
 	tp_case_end();
 }
 
+/* ---- keys from C_GenerateKey (once the token offers it) --------------- */
+
+/* Barbican's flow on generated keys whose values nobody sees: a master
+ * key (sensitive, not extractable) wraps a project key (sensitive,
+ * extractable) with CKM_AES_CBC_PAD, an HMAC key (AES, and generic
+ * secret) MACs the wrapped bytes; the unwrapped key encrypts exactly as
+ * the original.  Skipped while C_GenerateKey is not offered. */
+static CK_RV gen_key(CK_MECHANISM_TYPE mt, CK_KEY_TYPE kt, CK_ULONG len, bool extractable,
+		     CK_OBJECT_HANDLE *h)
+{
+	CK_MECHANISM m = { mt, NULL, 0 };
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, &SECRET, sizeof(SECRET) }, { CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_VALUE_LEN, &len, sizeof(len) }, { CKA_TOKEN, &F, 1 },
+		{ CKA_SENSITIVE, &T, 1 }, { CKA_EXTRACTABLE, extractable ? &T : &F, 1 },
+		{ CKA_ENCRYPT, &T, 1 }, { CKA_DECRYPT, &T, 1 }, { CKA_WRAP, &T, 1 },
+		{ CKA_UNWRAP, &T, 1 }, { CKA_SIGN, &T, 1 }, { CKA_VERIFY, &T, 1 },
+	};
+
+	return P->C_GenerateKey(S, &m, t, sizeof(t) / sizeof(t[0]), h);
+}
+
+static void test_generated(void)
+{
+	CK_OBJECT_HANDLE mkek, hmk, ghmk, pk, upk;
+	uint8_t iv[16], wrapped[128], sig[32], data[64], c1[64], c2[64];
+	CK_MECHANISM pad = { CKM_AES_CBC_PAD, iv, 16 }, cbc = { CKM_AES_CBC, iv, 16 };
+	CK_MECHANISM hm = { CKM_SHA256_HMAC, NULL, 0 }, kwp = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
+	CK_KEY_TYPE aes = CKK_AES;
+	CK_ATTRIBUTE ut[] = {
+		{ CKA_CLASS, &SECRET, sizeof(SECRET) }, { CKA_KEY_TYPE, &aes, sizeof(aes) },
+		{ CKA_TOKEN, &F, 1 }, { CKA_PRIVATE, &T, 1 }, { CKA_SENSITIVE, &T, 1 },
+		{ CKA_ENCRYPT, &T, 1 }, { CKA_DECRYPT, &T, 1 }, { CKA_EXTRACTABLE, &T, 1 },
+	};
+	CK_ULONG wl = 0, l1 = sizeof(c1), l2 = sizeof(c2), sl = sizeof(sig);
+	CK_RV rv;
+
+	tp_case_begin("generated keys: Barbican's wrap, MAC and encrypt flow");
+	rv = gen_key(CKM_AES_KEY_GEN, CKK_AES, 32, false, &mkek);
+	if (rv == CKR_FUNCTION_NOT_SUPPORTED || rv == CKR_MECHANISM_INVALID) {
+		tp_note("C_GenerateKey(CKM_AES_KEY_GEN) not offered (%s): skipped", tp_rv_name(rv));
+		tp_case_end();
+		return;
+	}
+	CHECK_RV(rv, CKR_OK);
+	CHECK_RV(gen_key(CKM_AES_KEY_GEN, CKK_AES, 32, false, &hmk), CKR_OK);
+	CHECK_RV(gen_key(CKM_AES_KEY_GEN, CKK_AES, 32, true, &pk), CKR_OK);
+	RAND_bytes(iv, sizeof(iv));
+	RAND_bytes(data, sizeof(data));
+	CHECK_RV(P->C_WrapKey(S, &pad, mkek, pk, NULL, &wl), CKR_OK);
+	CHECK(wl == 48);
+	CHECK_RV(P->C_WrapKey(S, &pad, mkek, pk, wrapped, &wl), CKR_OK);
+	CHECK_RV(P->C_WrapKey(S, &pad, pk, mkek, wrapped + 64, &(CK_ULONG){ 64 }),
+		 CKR_KEY_UNEXTRACTABLE);
+	CHECK_RV(P->C_SignInit(S, &hm, hmk), CKR_OK);
+	CHECK_RV(P->C_Sign(S, wrapped, wl, sig, &sl), CKR_OK);
+	CHECK(sl == 32);
+	CHECK_RV(P->C_VerifyInit(S, &hm, hmk), CKR_OK);
+	CHECK_RV(P->C_Verify(S, wrapped, wl, sig, sl), CKR_OK);
+	sig[0] ^= 1;
+	CHECK_RV(P->C_VerifyInit(S, &hm, hmk), CKR_OK);
+	CHECK_RV(P->C_Verify(S, wrapped, wl, sig, sl), CKR_SIGNATURE_INVALID);
+	CHECK_RV(P->C_UnwrapKey(S, &pad, mkek, wrapped, wl, ut, 8, &upk), CKR_OK);
+	CHECK_RV(P->C_EncryptInit(S, &cbc, pk), CKR_OK);
+	CHECK_RV(P->C_Encrypt(S, data, 64, c1, &l1), CKR_OK);
+	CHECK_RV(P->C_EncryptInit(S, &cbc, upk), CKR_OK);
+	CHECK_RV(P->C_Encrypt(S, data, 64, c2, &l2), CKR_OK);
+	CHECK_MEM(c2, l2, c1, l1, "the unwrapped project key encrypts as the original");
+	/* KEY_WRAP_PAD too, and a generic-secret HMAC key */
+	wl = sizeof(wrapped);
+	CHECK_RV(P->C_WrapKey(S, &kwp, mkek, pk, wrapped, &wl), CKR_OK);
+	CHECK(wl == 40);
+	CHECK_RV(P->C_UnwrapKey(S, &kwp, mkek, wrapped, wl, ut, 8, &upk), CKR_OK);
+	l2 = sizeof(c2);
+	CHECK_RV(P->C_EncryptInit(S, &cbc, upk), CKR_OK);
+	CHECK_RV(P->C_Encrypt(S, data, 64, c2, &l2), CKR_OK);
+	CHECK_MEM(c2, l2, c1, l1, "KEY_WRAP_PAD round trip");
+	rv = gen_key(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, 32, false, &ghmk);
+	if (rv == CKR_OK) {
+		sl = sizeof(sig);
+		CHECK_RV(P->C_SignInit(S, &hm, ghmk), CKR_OK);
+		CHECK_RV(P->C_Sign(S, data, 64, sig, &sl), CKR_OK);
+		CHECK_RV(P->C_VerifyInit(S, &hm, ghmk), CKR_OK);
+		CHECK_RV(P->C_Verify(S, data, 64, sig, sl), CKR_OK);
+		CHECK_RV(P->C_EncryptInit(S, &cbc, ghmk), CKR_KEY_TYPE_INCONSISTENT);
+	} else {
+		tp_note("C_GenerateKey(CKM_GENERIC_SECRET_KEY_GEN): %s", tp_rv_name(rv));
+	}
+	tp_case_end();
+}
+
 /* ---- threads: one key, many sessions ------------------------------------------ */
 
 static CK_OBJECT_HANDLE thr_key;
@@ -1056,6 +1147,7 @@ int main(void)
 	test_macs();
 	test_digests();
 	test_wrap();
+	test_generated();
 	test_threads();
 	tp_server_key_free(&k);
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
