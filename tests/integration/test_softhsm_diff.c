@@ -378,9 +378,11 @@ static void ciphers(void)
 		gp.tag_bits = 129;
 		both("GCM tag 129 bits", ENC, &ms[4].m, 16, in, 30, 0, NULL, 0, &a, &b);
 		gp.tag_bits = 128;
+		gp.iv_ptr = iv;
 		gp.iv_len = 16;
 		gp.iv_bits = 128;
 		both("GCM 16-byte IV", ENC, &ms[4].m, 32, in, 30, 0, NULL, 0, &a, &b);
+		gp.iv_ptr = giv;
 		gp.iv_len = 12;
 		gp.iv_bits = 96;
 	}
