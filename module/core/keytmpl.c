@@ -5,6 +5,22 @@
 #include "core/token.h"
 #include "util/log.h"
 
+bool keytmpl_secret_type(CK_KEY_TYPE type)
+{
+	switch (type) {
+	case CKK_GENERIC_SECRET:
+	case CKK_AES:
+	case CKK_SHA_1_HMAC:
+	case CKK_SHA224_HMAC:
+	case CKK_SHA256_HMAC:
+	case CKK_SHA384_HMAC:
+	case CKK_SHA512_HMAC:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* DESIGN.md §4: class and key type from the template, the rest defaults. */
 CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
 {
@@ -28,7 +44,7 @@ CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
 			break;
 		case CKA_KEY_TYPE:
 			req->key_type = *(const CK_KEY_TYPE *)t->pValue;
-			if (req->key_type != CKK_GENERIC_SECRET && req->key_type != CKK_AES)
+			if (!keytmpl_secret_type(req->key_type))
 				return CKR_TEMPLATE_INCONSISTENT;
 			break;
 		case CKA_TOKEN:

@@ -16,6 +16,8 @@ void session_free(tp_session *s)
 	free(s->found);
 	crypt_op_clear(&s->enc_op);
 	crypt_op_clear(&s->dec_op);
+	for (int k = 0; k < TP_OPK_N; k++)
+		softop_clear(&s->sops[k], (tp_op_kind)k);
 	free(s);
 }
 
