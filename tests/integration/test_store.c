@@ -18,11 +18,14 @@
  *              NULL PIN, a PIN given anyway is ignored (logged once)
  *   readonly   a store the process cannot write: CKF_WRITE_PROTECTED, reads
  *              work, writes CKR_TOKEN_WRITE_PROTECTED, files unchanged
+ *   rotate     tangd-rotate-keys: the store still opens (hidden key), and
+ *              C_InitToken seals anew to the new key
  *   threads    4 threads create, find, read and destroy token objects at
  *              once while a 0-second lease runs out under them
  *   damaged    truncated, newer-format and MAC-damaged metadata:
  *              C_GetTokenInfo answers, C_OpenSession (or the first use)
- *              CKR_TOKEN_NOT_RECOGNIZED, files byte-identical */
+ *              CKR_TOKEN_NOT_RECOGNIZED, files byte-identical; a damaged
+ *              object file is skipped, the others work */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1024,7 +1027,51 @@ static void damaged(void)
 	init();
 	s = open_rw();
 	CHECK(find_label(s, "keep", &h) == 1 && value_is(s, h, "kept", 4));
+	CHECK_RV(make_data(s, "victim", "to be damaged", true, false, &h), CKR_OK);
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	tp_case_end();
+
+	tp_case_begin("a damaged object file: that object is skipped, the rest works");
+	{
+		struct dirent **names = NULL;
+		int n = scandir(store_dir, &names, NULL, alphasort), damaged_files = 0;
+
+		/* Damage the object file of "victim" (found by trying: the
+		 * names say nothing), never that of "keep". */
+		for (int i = 0; i < n; i++) {
+			char path[8192];
+			uint8_t *b;
+			size_t bl;
+
+			if (strlen(names[i]->d_name) == 32 && damaged_files == 0) {
+				snprintf(path, sizeof path, "%s/%s", store_dir, names[i]->d_name);
+				bl = tp_file_size(path);
+				b = (uint8_t *)tp_read_file(path, 0);
+				REQUIRE(b && bl > 60);
+				b[bl - 20] ^= 0x40;  /* in the ciphertext or tag */
+				write_bytes(path, b, bl);
+				init();
+				s = open_rw();
+				if (find_label(s, "victim", NULL) == 0) {
+					damaged_files++;
+					CHECK(find_label(s, "keep", &h) == 1 && value_is(s, h, "kept", 4));
+					CHECK_RV(make_data(s, "after", "x", true, false, &h), CKR_OK);
+					CHECK(find_label(s, "after", NULL) == 1);
+				} else {
+					b[bl - 20] ^= 0x40;  /* it was "keep": repair */
+					write_bytes(path, b, bl);
+				}
+				CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+				free(b);
+			}
+			free(names[i]);
+		}
+		free(names);
+		CHECK(damaged_files == 1);
+		log = log_text();
+		CHECK(tp_contains_ci(log, "does not open"));
+		free(log);
+	}
 	tp_case_end();
 	free(orig);
 	free(copy);
@@ -1110,6 +1157,47 @@ static void threads(void)
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- rotation ------------------------------------------------------- */
+
+/* tangd-rotate-keys: the store's root secret was sealed to a key the
+ * server now hides; a fresh process (pinned to the new signing key)
+ * still opens the store (the JWE carries its own advertisement). */
+static void rotate(void)
+{
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE h = 0;
+	char cmd[4400], thp[64], text[8192];
+
+	init();
+	init_token(SO_PIN);
+	s = open_rw();
+	CHECK_RV(make_data(s, "before-rotation", "still here", true, false, &h), CKR_OK);
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	snprintf(cmd, sizeof cmd, "/usr/libexec/tangd-rotate-keys -d \"%s\" >/dev/null 2>&1",
+		 tp_env("TANG_DB"));
+	REQUIRE(system(cmd) == 0);
+	REQUIRE(tp_signing_thp(thp));
+	REQUIRE(strcmp(thp, tp_env("TANG_THP")) != 0);
+	snprintf(text, sizeof text,
+		 "{ \"tokens\": [ { \"label\": \"tang\", \"tang\": { \"url\": \"%s\", \"thp\": \"%s\" },"
+		 " \"store\": \"%s\", \"timeout\": 5 } ] }\n", tp_env("TANG_URL"), thp, store_dir);
+	tp_write_file(conf_path, text);
+	init();
+	s = open_rw();
+	CHECK(find_label(s, "before-rotation", &h) == 1 && value_is(s, h, "still here", 10));
+	/* Re-initializing seals a new root secret to the new key. */
+	CHECK_RV(P->C_CloseAllSessions(slot), CKR_OK);
+	init_token(SO_PIN);
+	s = open_rw();
+	CHECK(find_label(s, "before-rotation", NULL) == 0);
+	CHECK_RV(make_data(s, "after-rotation", "new", true, false, &h), CKR_OK);
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	init();
+	s = open_rw();
+	CHECK(find_label(s, "after-rotation", &h) == 1 && value_is(s, h, "new", 3));
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -1141,8 +1229,10 @@ int main(int argc, char **argv)
 		damaged();
 	else if (strcmp(mode, "threads") == 0)
 		threads();
+	else if (strcmp(mode, "rotate") == 0)
+		rotate();
 	else {
-		printf("usage: tp-store lifecycle|outage|procs|kill|nopin|readonly|damaged|threads\n");
+		printf("usage: tp-store lifecycle|outage|procs|kill|nopin|readonly|damaged|threads|rotate\n");
 		return 2;
 	}
 	return tp_exit();
