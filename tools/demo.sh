@@ -26,7 +26,8 @@ W=$(mktemp -d "${TANG_TMP:-/tmp}/demo.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 cd "$W"
 ok=true
-b=$(tput bold 2>/dev/null || true); n=$(tput sgr0 2>/dev/null || true)
+b= n=
+if [ -t 1 ]; then b=$(tput bold 2>/dev/null || true); n=$(tput sgr0 2>/dev/null || true); fi
 step() { echo; echo "${b}== $*${n}"; }
 run() { # show the command as a person would type it, then run it
 	case $1 in
@@ -74,6 +75,7 @@ echo "The Tang exchange key has CKA_ID $id (its JWK thumbprint)."
 step "1. Provisioning: read the Tang public key off the token"
 run p11 --read-object --type pubkey --id "$id" -o tang_pub.der 2>&1
 run openssl pkey -pubin -inform DER -in tang_pub.der -out tang_pub.pem
+echo "\$ openssl pkey -pubin -in tang_pub.pem -noout -text | head -n 1"
 openssl pkey -pubin -in tang_pub.pem -noout -text | head -n 1
 
 step "1. Provisioning: a throw-away key pair derives a secret against it (OpenSSL only, no Tang)"

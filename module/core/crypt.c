@@ -276,7 +276,8 @@ static CK_RV step_end(tp_lib *lib, CK_SESSION_HANDLE hs, step *st, CK_RV rv)
 	} else {
 		op = op_of(s, st->enc);
 		op->busy = false;
-		if (st->dev_err != TP_OK)
+		/* A failure at Tang, or the end of the operation (0: it worked). */
+		if (st->dev_err != TP_OK || !st->keep)
 			s->device_error = st->dev_err;
 		if (st->keep) {
 			op->in = st->in;

@@ -55,6 +55,7 @@ CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_
 	CK_RV rv = CKR_GENERAL_ERROR;
 	tp_session *s;
 	tp_token *tok = NULL;
+	tp_err load_err = TP_OK;
 
 	if (!tmpl && count)
 		return CKR_ARGUMENTS_BAD;
@@ -79,7 +80,7 @@ CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_
 
 	/* First need of the Tang keys: fetch the advertisement, unlocked. */
 	if (may_match_tang(tmpl, count))
-		token_load_keys(lib, tok);
+		load_err = token_load_keys(lib, tok);
 	for (int tries = 0;; tries++) {
 		bool with_store = tok->st && may_match_store(tmpl, count);
 		bool incomplete = false;
@@ -140,6 +141,9 @@ CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_
 		lib_unlock();
 	}
 	s->find_busy = false;
+	/* The search still succeeds, without Tang keys; ulDeviceError says why. */
+	if (may_match_tang(tmpl, count))
+		s->device_error = load_err;
 	s->find_active = true;
 	rv = CKR_OK;
 unlock:

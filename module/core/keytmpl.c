@@ -2,6 +2,8 @@
 
 #include "core/attr_rules.h"
 #include "core/attrs.h"
+#include "core/token.h"
+#include "util/log.h"
 
 /* DESIGN.md §4: class and key type from the template, the rest defaults. */
 CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
@@ -45,6 +47,27 @@ CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
 	return CKR_OK;
 }
 
+/* PKCS#11 2.40 §5.7: only public objects unless the normal user is logged
+ * in.  A token without a store has no login: its session objects are all
+ * the application's, private or not. */
+static CK_RV check_login(const tp_token *tok, const tp_object *obj)
+{
+	CK_RV rv = CKR_OK;
+
+	if (!tok->st || !object_bool(obj, CKA_PRIVATE))
+		return CKR_OK;
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	if (tok->login != CKU_USER)
+		rv = CKR_USER_NOT_LOGGED_IN;
+	/* --------------------------------------------- END LOCKED SECTION */
+	lib_unlock();
+	if (rv != CKR_OK)
+		log_error("token \"%s\": a private key needs the user logged in",
+			  tok->cfg->label);
+	return rv;
+}
+
 /* The new session object without its value: template, then defaults. */
 CK_RV keytmpl_build(tp_token *tok, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl,
 		    CK_ULONG count, const tp_key_req *req, tp_object **out)
@@ -80,6 +103,8 @@ CK_RV keytmpl_build(tp_token *tok, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmp
 		rv = object_set_ulong(obj, CKA_KEY_TYPE, req->key_type);
 	if (rv == CKR_OK)
 		rv = object_set_ulong(obj, CKA_VALUE_LEN, req->value_len);
+	if (rv == CKR_OK)
+		rv = check_login(tok, obj);
 out:
 	if (rv != CKR_OK) {
 		object_free(obj);

@@ -25,7 +25,9 @@ typedef struct tp_key_req {
 CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req);
 
 /* The new session object of session hs: the template, then the class's
- * defaults, CKA_KEY_TYPE and CKA_VALUE_LEN = req->value_len; no value. */
+ * defaults, CKA_KEY_TYPE and CKA_VALUE_LEN = req->value_len; no value.
+ * CKA_PRIVATE true on a token with a store and no user logged in:
+ * CKR_USER_NOT_LOGGED_IN.  Takes lib_lock: call it unlocked. */
 CK_RV keytmpl_build(tp_token *tok, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl,
 		    CK_ULONG count, const tp_key_req *req, tp_object **out);
 

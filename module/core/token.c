@@ -248,7 +248,7 @@ static bool shown_locked(tp_lib *lib, const tp_token *tok, const char *kid)
 	return false;
 }
 
-void token_load_keys(tp_lib *lib, tp_token *tok)
+tp_err token_load_keys(tp_lib *lib, tp_token *tok)
 {
 	tp_exchange_key *keys = NULL;
 	size_t n_keys = 0;
@@ -256,7 +256,7 @@ void token_load_keys(tp_lib *lib, tp_token *tok)
 	tp_err err;
 
 	if (!tok->srv)
-		return;
+		return TP_OK;
 	/* Network (first time only; cached by the tang layer): no lock. */
 	err = tang_server_keys(tok->srv, 0, &keys, &n_keys);
 	if (err != TP_OK) {
@@ -266,8 +266,10 @@ void token_load_keys(tp_lib *lib, tp_token *tok)
 	}
 	/* Build outside the lock (DER encodings allocate), insert under it. */
 	pairs = calloc(2 * n_keys + 1, sizeof(*pairs));
-	if (!pairs)
+	if (!pairs) {
+		err = TP_ERR_NOMEM;
 		goto out;
+	}
 	for (size_t i = 0; i < n_keys; i++)
 		if (object_tang_pair(tok, &keys[i], &pairs[2 * i], &pairs[2 * i + 1]) != CKR_OK)
 			log_error("token \"%s\": cannot make objects for kid %s",
@@ -291,4 +293,5 @@ out:
 	if (pairs)
 		object_free_all(pairs, 2 * n_keys);
 	free(keys);
+	return err;
 }

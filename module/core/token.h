@@ -63,7 +63,9 @@ CK_RV token_mechanism_info(tp_lib *lib, CK_SLOT_ID id, CK_MECHANISM_TYPE type,
 /* Make sure the token shows an object pair for every exchange key of its
  * server's advertisement (fetched on first need; network, so call it with
  * no lock held).  Objects already shown keep their handles.  A failure
- * leaves the objects as they are: the tang layer has logged why. */
-void token_load_keys(tp_lib *lib, tp_token *tok);
+ * leaves the objects as they are: the tang layer has logged why.  Returns
+ * the failure (TP_OK when the keys are shown, or the token has no Tang
+ * binding) for the session's ulDeviceError. */
+tp_err token_load_keys(tp_lib *lib, tp_token *tok);
 
 #endif

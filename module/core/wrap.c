@@ -194,9 +194,9 @@ static CK_RV add_object(tp_lib *lib, CK_SESSION_HANDLE hs, tp_object **obj, CK_R
 	if (!s) {
 		rv = CKR_SESSION_CLOSED;
 	} else if (rv != CKR_OK) {
-		if (err != TP_OK)
-			s->device_error = err;
+		s->device_error = err;
 	} else {
+		s->device_error = TP_OK;   /* the last exchange worked */
 		rv = object_add_locked(lib, *obj);
 		if (rv == CKR_OK) {
 			*out = (*obj)->handle;

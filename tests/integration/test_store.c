@@ -304,6 +304,42 @@ static void objects_negative(CK_SESSION_HANDLE s)
 	}
 }
 
+/* C_DeriveKey on the Tang key with CKA_PRIVATE true: a private object,
+ * which only a logged-in user may make (PKCS#11 2.40 §5.7).  The peer is
+ * the Tang public key's own point (any valid point will do). */
+static CK_RV derive_private(CK_SESSION_HANDLE s)
+{
+	CK_OBJECT_CLASS pc = CKO_PUBLIC_KEY, kc = CKO_PRIVATE_KEY, sc = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_EC, gt = CKK_GENERIC_SECRET;
+	CK_ATTRIBUTE fp[] = { { CKA_CLASS, &pc, sizeof pc }, { CKA_KEY_TYPE, &kt, sizeof kt } };
+	CK_ATTRIBUTE fk[] = { { CKA_CLASS, &kc, sizeof kc }, { CKA_KEY_TYPE, &kt, sizeof kt } };
+	CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE, out;
+	CK_ULONG n = 0;
+	uint8_t *point = NULL;
+	CK_ULONG point_len = 0;
+	CK_RV rv;
+
+	REQUIRE_RV(P->C_FindObjectsInit(s, fp, 2), CKR_OK);
+	REQUIRE_RV(P->C_FindObjects(s, &pub, 1, &n), CKR_OK);
+	REQUIRE_RV(P->C_FindObjectsFinal(s), CKR_OK);
+	REQUIRE(n == 1);
+	REQUIRE_RV(P->C_FindObjectsInit(s, fk, 2), CKR_OK);
+	REQUIRE_RV(P->C_FindObjects(s, &priv, 1, &n), CKR_OK);
+	REQUIRE_RV(P->C_FindObjectsFinal(s), CKR_OK);
+	REQUIRE(n == 1);
+	REQUIRE_RV(tp_attr(s, pub, CKA_EC_POINT, &point, &point_len), CKR_OK);
+
+	CK_ECDH1_DERIVE_PARAMS ep = { CKD_NULL, 0, NULL, point_len, point };
+	CK_MECHANISM m = { CKM_ECDH1_DERIVE, &ep, sizeof ep };
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &sc, sizeof sc }, { CKA_KEY_TYPE, &gt, sizeof gt },
+			     { CKA_PRIVATE, &yes, 1 } };
+	rv = P->C_DeriveKey(s, &m, priv, t, 3, &out);
+	if (rv == CKR_OK)
+		CHECK(tp_attr_bool(s, out, CKA_PRIVATE) == 1);
+	free(point);
+	return rv;
+}
+
 static void lifecycle(void)
 {
 	CK_SESSION_HANDLE s, ro;
@@ -378,8 +414,10 @@ static void lifecycle(void)
 	tp_case_end();
 
 	tp_case_begin("user login and objects");
+	CHECK_RV(derive_private(s), CKR_USER_NOT_LOGGED_IN);
 	CHECK_RV(login(s, CKU_USER, NULL), CKR_ARGUMENTS_BAD);
 	CHECK_RV(login(s, CKU_USER, USER_PIN), CKR_OK);
+	CHECK_RV(derive_private(s), CKR_OK);
 	CHECK_RV(login(s, CKU_USER, USER_PIN), CKR_USER_ALREADY_LOGGED_IN);
 	CHECK_RV(login(s, CKU_SO, SO_PIN), CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
 	CHECK_RV(P->C_GetSessionInfo(s, &si), CKR_OK);
