@@ -18,6 +18,8 @@
  *              NULL PIN, a PIN given anyway is ignored (logged once)
  *   readonly   a store the process cannot write: CKF_WRITE_PROTECTED, reads
  *              work, writes CKR_TOKEN_WRITE_PROTECTED, files unchanged
+ *   templates  3000 random templates through C_CreateObject, C_GenerateKey,
+ *              C_SetAttributeValue, C_CopyObject: documented CK_RVs only
  *   rotate     tangd-rotate-keys: the store still opens (hidden key), and
  *              C_InitToken seals anew to the new key
  *   threads    4 threads create, find, read and destroy token objects at
@@ -1195,6 +1197,126 @@ static void threads(void)
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- random templates -------------------------------------------------- */
+
+/* Thousands of random templates (types the rules know and some they do
+ * not, right and wrong sizes, NULL values) through every call that takes
+ * one: each returns a documented CK_RV, none crashes (run it under ASan),
+ * and whatever was created can be read back and destroyed. */
+static const CK_ATTRIBUTE_TYPE fuzz_types[] = {
+	CKA_CLASS, CKA_KEY_TYPE, CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE, CKA_COPYABLE,
+	CKA_DESTROYABLE, CKA_LABEL, CKA_ID, CKA_VALUE, CKA_VALUE_LEN, CKA_SENSITIVE,
+	CKA_EXTRACTABLE, CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP,
+	CKA_UNWRAP, CKA_DERIVE, CKA_START_DATE, CKA_END_DATE, CKA_LOCAL,
+	CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_KEY_GEN_MECHANISM, CKA_TRUSTED,
+	CKA_WRAP_WITH_TRUSTED, CKA_APPLICATION, CKA_OBJECT_ID, CKA_CERTIFICATE_TYPE,
+	CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_URL, CKA_CHECK_VALUE,
+	CKA_MODULUS, CKA_EC_POINT, CKA_WRAP_TEMPLATE, CKA_ALLOWED_MECHANISMS, 0x80001234UL,
+};
+
+static bool documented(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_OK: case CKR_ATTRIBUTE_TYPE_INVALID: case CKR_ATTRIBUTE_VALUE_INVALID:
+	case CKR_ATTRIBUTE_READ_ONLY: case CKR_TEMPLATE_INCOMPLETE:
+	case CKR_TEMPLATE_INCONSISTENT: case CKR_USER_NOT_LOGGED_IN:
+	case CKR_ACTION_PROHIBITED: case CKR_ARGUMENTS_BAD: case CKR_OBJECT_HANDLE_INVALID:
+	case CKR_MECHANISM_INVALID:
+		return true;
+	}
+	return false;
+}
+
+static void templates(void)
+{
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE made[64];
+	int n_made = 0, bad = 0, ok = 0;
+	CK_ULONG ulongs[4] = { CKO_SECRET_KEY, CKO_DATA, CKK_AES, 32 };
+	uint8_t bytes[64];
+	CK_MECHANISM mechs[2] = { { CKM_AES_KEY_GEN, NULL, 0 }, { CKM_GENERIC_SECRET_KEY_GEN, NULL, 0 } };
+
+	init();
+	init_token(SO_PIN);
+	s = open_rw();
+	CHECK_RV(login(s, CKU_SO, SO_PIN), CKR_OK);
+	CHECK_RV(P->C_InitPIN(s, (CK_UTF8CHAR *)USER_PIN, 4), CKR_OK);
+	CHECK_RV(P->C_Logout(s), CKR_OK);
+	CHECK_RV(login(s, CKU_USER, USER_PIN), CKR_OK);
+	srand(4242);
+	memset(bytes, 0x41, sizeof bytes);
+	for (int round = 0; round < 3000; round++) {
+		CK_ATTRIBUTE t[8];
+		CK_ULONG n = (CK_ULONG)(rand() % 8);
+		CK_OBJECT_HANDLE h = 0;
+		CK_RV rv;
+
+		for (CK_ULONG i = 0; i < n; i++) {
+			int r = rand() % 10;
+
+			t[i].type = fuzz_types[rand() % (int)(sizeof fuzz_types / sizeof fuzz_types[0])];
+			if (i == 0 && rand() % 3)
+				t[i].type = CKA_CLASS;
+			if (r < 4) {
+				t[i].pValue = &ulongs[rand() % 4];
+				t[i].ulValueLen = sizeof(CK_ULONG);
+			} else if (r < 7) {
+				t[i].pValue = rand() % 2 ? (void *)&yes : (void *)&no;
+				t[i].ulValueLen = 1;
+			} else if (r < 9) {
+				t[i].pValue = bytes;
+				t[i].ulValueLen = (CK_ULONG)(rand() % 40);
+			} else {
+				t[i].pValue = NULL;
+				t[i].ulValueLen = (CK_ULONG)(rand() % 3);
+			}
+			/* Mostly session objects: the store is not the point. */
+			if (t[i].type == CKA_TOKEN && rand() % 8)
+				t[i].pValue = &no;
+		}
+		switch (round % 4) {
+		case 0:
+		case 1:
+			rv = P->C_CreateObject(s, t, n, &h);
+			break;
+		case 2:
+			rv = P->C_GenerateKey(s, &mechs[rand() % 2], t, n, &h);
+			break;
+		default:
+			rv = n_made ? P->C_SetAttributeValue(s, made[rand() % n_made], t, n)
+				    : P->C_CreateObject(s, t, n, &h);
+			if (n_made && rand() % 2)
+				rv = P->C_CopyObject(s, made[rand() % n_made], t, n, &h);
+			break;
+		}
+		if (!documented(rv)) {
+			if (bad++ < 10)
+				printf("# round %d: CK_RV %s\n", round, tp_rv_name(rv));
+		}
+		if (rv == CKR_OK && h) {
+			ok++;
+			if (n_made < 64)
+				made[n_made++] = h;
+			else
+				CHECK_RV(P->C_DestroyObject(s, h), CKR_OK);
+		}
+	}
+	CHECKF(bad == 0, "%d calls returned an undocumented CK_RV", bad);
+	tp_note("%d calls made an object", ok);
+	CHECK(ok > 20);
+	for (int i = 0; i < n_made; i++) {
+		CK_ULONG size = 0;
+		CK_RV rv = P->C_GetObjectSize(s, made[i], &size);
+
+		/* A copy to a token object, or a destroyable=false one, may stay. */
+		CHECKF(rv == CKR_OK, "C_GetObjectSize: %s", tp_rv_name(rv));
+		rv = P->C_DestroyObject(s, made[i]);
+		CHECKF(rv == CKR_OK || rv == CKR_ACTION_PROHIBITED, "C_DestroyObject: %s",
+		       tp_rv_name(rv));
+	}
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+}
+
 /* ---- rotation ------------------------------------------------------- */
 
 /* tangd-rotate-keys: the store's root secret was sealed to a key the
@@ -1278,8 +1400,10 @@ int main(int argc, char **argv)
 		threads();
 	else if (strcmp(mode, "rotate") == 0)
 		rotate();
+	else if (strcmp(mode, "templates") == 0)
+		templates();
 	else {
-		printf("usage: tp-store lifecycle|outage|procs|kill|nopin|readonly|damaged|threads|rotate\n");
+		printf("usage: tp-store lifecycle|outage|procs|kill|nopin|readonly|damaged|threads|rotate|templates\n");
 		return 2;
 	}
 	return tp_exit();
