@@ -76,10 +76,15 @@ static CK_RV session_token(tp_lib *lib, CK_SESSION_HANDLE hs, bool need_rw,
 
 static CK_RV check_new_pin(const CK_UTF8CHAR *pin, CK_ULONG len)
 {
-	if (!pin)
+	if (!pin) {
+		log_error("a new PIN is needed (NULL given)");
 		return CKR_ARGUMENTS_BAD;
-	if (len < TP_MIN_PIN || len > STORE_MAX_PIN)
+	}
+	if (len < TP_MIN_PIN || len > STORE_MAX_PIN) {
+		log_error("a new PIN of %lu bytes refused: %d to %d bytes", (unsigned long)len,
+			  TP_MIN_PIN, STORE_MAX_PIN);
 		return CKR_PIN_LEN_RANGE;
+	}
 	return CKR_OK;
 }
 
@@ -191,8 +196,10 @@ CK_RV auth_init_token(tp_lib *lib, CK_SLOT_ID slot, const CK_UTF8CHAR *pin, CK_U
 	lib_lock();
 	session_count_locked(lib, tok, &all, &rw);
 	lib_unlock();
-	if (all)
+	if (all) {
+		log_error("C_InitToken: token \"%s\" has open sessions", tok->cfg->label);
 		return CKR_SESSION_EXISTS;
+	}
 
 	rv = tstore_state(tok);
 	if (rv == CKR_TOKEN_NOT_RECOGNIZED) {
@@ -342,6 +349,8 @@ CK_RV auth_login(tp_lib *lib, CK_SESSION_HANDLE hs, CK_USER_TYPE user,
 		len = 0;
 	} else if (pm && !pin) {
 		/* No protected path in the PIN model. */
+		log_error("token \"%s\": C_Login needs a PIN (\"pin\": true: no protected authentication path)",
+			  tok->cfg->label);
 		return CKR_ARGUMENTS_BAD;
 	}
 	if (ignore_pin) {

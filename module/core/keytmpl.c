@@ -79,7 +79,7 @@ static CK_RV check_login(const tp_token *tok, const tp_object *obj)
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
 	if (rv != CKR_OK)
-		log_error("token \"%s\": a private key needs the user logged in",
+		log_error("token \"%s\": a private object needs the user logged in",
 			  tok->cfg->label);
 	return rv;
 }

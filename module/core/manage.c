@@ -24,6 +24,37 @@ typedef enum tmpl_op {
 	OP_COPY,
 } tmpl_op;
 
+static const char *op_name(tmpl_op op)
+{
+	switch (op) {
+	case OP_CREATE: return "C_CreateObject";
+	case OP_GENERATE: return "C_GenerateKey";
+	case OP_SET: return "C_SetAttributeValue";
+	case OP_COPY: return "C_CopyObject";
+	}
+	return "?";
+}
+
+static const char *rv_str(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_ATTRIBUTE_TYPE_INVALID: return "CKR_ATTRIBUTE_TYPE_INVALID";
+	case CKR_ATTRIBUTE_VALUE_INVALID: return "CKR_ATTRIBUTE_VALUE_INVALID";
+	case CKR_ATTRIBUTE_READ_ONLY: return "CKR_ATTRIBUTE_READ_ONLY";
+	case CKR_TEMPLATE_INCOMPLETE: return "CKR_TEMPLATE_INCOMPLETE";
+	case CKR_TEMPLATE_INCONSISTENT: return "CKR_TEMPLATE_INCONSISTENT";
+	}
+	return "refused";
+}
+
+/* The one log line of a refused template: which call, which attribute
+ * (never its value), which CK_RV. */
+static CK_RV refuse(tmpl_op op, const char *why, CK_ATTRIBUTE_TYPE type, CK_RV rv)
+{
+	log_error("%s: attribute 0x%lx %s: %s", op_name(op), (unsigned long)type, why, rv_str(rv));
+	return rv;
+}
+
 static unsigned allowed_flags(tmpl_op op)
 {
 	switch (op) {
@@ -46,13 +77,15 @@ static CK_RV apply(tp_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG n, tmpl_op
 		const tp_attr_rule *rule = attr_rule(obj->klass, t->type);
 
 		if (!rule)
-			return CKR_ATTRIBUTE_TYPE_INVALID;
+			return refuse(op, "is not one of this class", t->type,
+				      CKR_ATTRIBUTE_TYPE_INVALID);
 		if (!(rule->flags & allowed_flags(op)))
-			return CKR_ATTRIBUTE_READ_ONLY;
+			return refuse(op, "cannot be set here", t->type, CKR_ATTRIBUTE_READ_ONLY);
 		if (!attrs_valid_kind(rule->kind, t))
-			return CKR_ATTRIBUTE_VALUE_INVALID;
+			return refuse(op, "has a value of the wrong size", t->type,
+				      CKR_ATTRIBUTE_VALUE_INVALID);
 		if (t->type == CKA_CLASS && *(const CK_ULONG *)t->pValue != obj->klass)
-			return CKR_TEMPLATE_INCONSISTENT;
+			return refuse(op, "contradicts the class", t->type, CKR_TEMPLATE_INCONSISTENT);
 		if ((op == OP_SET || op == OP_COPY) && rule->kind == TP_KIND_BOOL) {
 			bool cur = object_bool(obj, t->type);
 			bool want = *(const CK_BBOOL *)t->pValue;
@@ -60,9 +93,11 @@ static CK_RV apply(tp_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG n, tmpl_op
 			/* Sticky attributes (§4.9): CKA_SENSITIVE only to
 			 * true, CKA_EXTRACTABLE and CKA_COPYABLE only to false. */
 			if ((rule->flags & TP_ATTR_ONLY_TRUE) && cur && !want)
-				return CKR_ATTRIBUTE_READ_ONLY;
+				return refuse(op, "cannot go back to false", t->type,
+					      CKR_ATTRIBUTE_READ_ONLY);
 			if ((rule->flags & TP_ATTR_ONLY_FALSE) && !cur && want)
-				return CKR_ATTRIBUTE_READ_ONLY;
+				return refuse(op, "cannot go back to true", t->type,
+					      CKR_ATTRIBUTE_READ_ONLY);
 		}
 	}
 	for (CK_ULONG i = 0; i < n && rv == CKR_OK; i++) {
@@ -127,7 +162,7 @@ static CK_RV check_required(const tp_object *obj)
 
 	for (size_t i = 0; i < n; i++)
 		if ((rules[i].flags & TP_ATTR_REQUIRED) && !object_get(obj, rules[i].type))
-			return CKR_TEMPLATE_INCOMPLETE;
+			return refuse(OP_CREATE, "is missing", rules[i].type, CKR_TEMPLATE_INCOMPLETE);
 	return CKR_OK;
 }
 
@@ -149,18 +184,22 @@ static CK_RV check_created(tp_object *obj)
 		const CK_ATTRIBUTE *vl = object_get(obj, CKA_VALUE_LEN);
 
 		if (kt != CKK_AES && kt != CKK_GENERIC_SECRET)
-			return CKR_ATTRIBUTE_VALUE_INVALID;
+			return refuse(OP_CREATE, "names a key type that is not offered (AES, generic secret)",
+				      CKA_KEY_TYPE, CKR_ATTRIBUTE_VALUE_INVALID);
 		rv = check_secret_len(kt, v->ulValueLen);
 		if (rv != CKR_OK)
-			return rv;
+			return refuse(OP_CREATE, "has a length the key type does not allow",
+				      CKA_VALUE, rv);
 		/* CKA_VALUE_LEN is the token's to set; a template that gives
 		 * it anyway must agree with the value. */
 		if (vl && *(const CK_ULONG *)vl->pValue != v->ulValueLen)
-			return CKR_TEMPLATE_INCONSISTENT;
+			return refuse(OP_CREATE, "differs from the value's length", CKA_VALUE_LEN,
+				      CKR_TEMPLATE_INCONSISTENT);
 		rv = object_set_ulong(obj, CKA_VALUE_LEN, v->ulValueLen);
 	} else if (obj->klass == CKO_CERTIFICATE) {
 		if (get_ulong(obj, CKA_CERTIFICATE_TYPE, 0) != CKC_X_509)
-			return CKR_ATTRIBUTE_VALUE_INVALID;
+			return refuse(OP_CREATE, "is not CKC_X_509", CKA_CERTIFICATE_TYPE,
+				      CKR_ATTRIBUTE_VALUE_INVALID);
 	}
 	return rv;
 }
@@ -264,6 +303,12 @@ static CK_RV add_new(tp_lib *lib, CK_SESSION_HANDLE hs, tp_object *obj, CK_OBJEC
 	if (rv == CKR_TEMPLATE_INCONSISTENT)
 		log_error("token \"%s\": CKA_TOKEN true needs a \"store\" in the configuration",
 			  obj->token->cfg->label);
+	else if (rv == CKR_SESSION_READ_ONLY)
+		log_error("token \"%s\": a read-only session cannot make token objects",
+			  obj->token->cfg->label);
+	else if (rv == CKR_USER_NOT_LOGGED_IN)
+		log_error("token \"%s\": a private object needs the user logged in",
+			  obj->token->cfg->label);
 	if (rv == CKR_OK && tok)
 		rv = write_new(lib, hs, tok, obj, is_private, out);
 	free_written(obj);
@@ -308,12 +353,13 @@ CK_RV manage_create(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl,
 		if (tmpl[i].type != CKA_CLASS)
 			continue;
 		if (!is_valid_ulong(&tmpl[i]))
-			return CKR_ATTRIBUTE_VALUE_INVALID;
+			return refuse(OP_CREATE, "has a value of the wrong size", CKA_CLASS,
+				      CKR_ATTRIBUTE_VALUE_INVALID);
 		klass = *(const CK_OBJECT_CLASS *)tmpl[i].pValue;
 		has_class = true;
 	}
 	if (!has_class)
-		return CKR_TEMPLATE_INCOMPLETE;
+		return refuse(OP_CREATE, "is missing", CKA_CLASS, CKR_TEMPLATE_INCOMPLETE);
 	if (klass != CKO_SECRET_KEY && klass != CKO_DATA && klass != CKO_CERTIFICATE) {
 		log_error("C_CreateObject: objects of class 0x%lx are not supported (secret keys, data objects and X.509 certificates are)",
 			  (unsigned long)klass);
@@ -372,6 +418,11 @@ static CK_RV dup_object(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, 
 	}
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
+	if (rv == CKR_ACTION_PROHIBITED)
+		log_error("%s: the object has %s false", for_copy ? "C_CopyObject" : "C_SetAttributeValue",
+			  for_copy ? "CKA_COPYABLE" : "CKA_MODIFIABLE");
+	else if (rv == CKR_SESSION_READ_ONLY)
+		log_error("C_SetAttributeValue: a read-only session cannot change token objects");
 	if (rv != CKR_OK) {
 		free_written(copy);
 		copy = NULL;
@@ -508,6 +559,10 @@ CK_RV manage_destroy(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho)
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
 	object_free(gone);
+	if (rv == CKR_ACTION_PROHIBITED)
+		log_error("C_DestroyObject: a Tang key, or CKA_DESTROYABLE false");
+	else if (rv == CKR_SESSION_READ_ONLY)
+		log_error("C_DestroyObject: a read-only session cannot destroy token objects");
 	if (rv != CKR_OK || !tok)
 		return rv;
 	if (store_is_read_only(tok->st))
@@ -607,20 +662,24 @@ CK_RV manage_generate(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mec
 	for (CK_ULONG i = 0; i < count; i++) {
 		if (tmpl[i].type == CKA_KEY_TYPE &&
 		    (!is_valid_ulong(&tmpl[i]) || *(const CK_KEY_TYPE *)tmpl[i].pValue != kt))
-			return CKR_TEMPLATE_INCONSISTENT;
+			return refuse(OP_GENERATE, "contradicts the mechanism", CKA_KEY_TYPE,
+				      CKR_TEMPLATE_INCONSISTENT);
 		if (tmpl[i].type == CKA_VALUE)
-			return CKR_ATTRIBUTE_READ_ONLY;
+			return refuse(OP_GENERATE, "cannot be set here", CKA_VALUE,
+				      CKR_ATTRIBUTE_READ_ONLY);
 	}
 	obj = object_new(CKO_SECRET_KEY, tok, hs);
 	if (!obj)
 		return CKR_HOST_MEMORY;
 	rv = apply(obj, tmpl, count, OP_GENERATE);
 	if (rv == CKR_OK && !object_get(obj, CKA_VALUE_LEN))
-		rv = CKR_TEMPLATE_INCOMPLETE;
+		rv = refuse(OP_GENERATE, "is missing", CKA_VALUE_LEN, CKR_TEMPLATE_INCOMPLETE);
 	if (rv != CKR_OK)
 		goto fail;
 	len = get_ulong(obj, CKA_VALUE_LEN, 0);
 	rv = check_secret_len(kt, len);
+	if (rv != CKR_OK)
+		refuse(OP_GENERATE, "is not a length the key type allows", CKA_VALUE_LEN, rv);
 	if (rv == CKR_OK)
 		rv = private_default(obj, tmpl, count);
 	if (rv == CKR_OK)

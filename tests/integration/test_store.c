@@ -18,11 +18,16 @@
  *              NULL PIN, a PIN given anyway is ignored (logged once)
  *   readonly   a store the process cannot write: CKF_WRITE_PROTECTED, reads
  *              work, writes CKR_TOKEN_WRITE_PROTECTED, files unchanged
+ *   templates  3000 random templates through C_CreateObject, C_GenerateKey,
+ *              C_SetAttributeValue, C_CopyObject: documented CK_RVs only
+ *   rotate     tangd-rotate-keys: the store still opens (hidden key), and
+ *              C_InitToken seals anew to the new key
  *   threads    4 threads create, find, read and destroy token objects at
  *              once while a 0-second lease runs out under them
  *   damaged    truncated, newer-format and MAC-damaged metadata:
  *              C_GetTokenInfo answers, C_OpenSession (or the first use)
- *              CKR_TOKEN_NOT_RECOGNIZED, files byte-identical */
+ *              CKR_TOKEN_NOT_RECOGNIZED, files byte-identical; a damaged
+ *              object file is skipped, the others work */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1062,7 +1067,51 @@ static void damaged(void)
 	init();
 	s = open_rw();
 	CHECK(find_label(s, "keep", &h) == 1 && value_is(s, h, "kept", 4));
+	CHECK_RV(make_data(s, "victim", "to be damaged", true, false, &h), CKR_OK);
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	tp_case_end();
+
+	tp_case_begin("a damaged object file: that object is skipped, the rest works");
+	{
+		struct dirent **names = NULL;
+		int n = scandir(store_dir, &names, NULL, alphasort), damaged_files = 0;
+
+		/* Damage the object file of "victim" (found by trying: the
+		 * names say nothing), never that of "keep". */
+		for (int i = 0; i < n; i++) {
+			char path[8192];
+			uint8_t *b;
+			size_t bl;
+
+			if (strlen(names[i]->d_name) == 32 && damaged_files == 0) {
+				snprintf(path, sizeof path, "%s/%s", store_dir, names[i]->d_name);
+				bl = tp_file_size(path);
+				b = (uint8_t *)tp_read_file(path, 0);
+				REQUIRE(b && bl > 60);
+				b[bl - 20] ^= 0x40;  /* in the ciphertext or tag */
+				write_bytes(path, b, bl);
+				init();
+				s = open_rw();
+				if (find_label(s, "victim", NULL) == 0) {
+					damaged_files++;
+					CHECK(find_label(s, "keep", &h) == 1 && value_is(s, h, "kept", 4));
+					CHECK_RV(make_data(s, "after", "x", true, false, &h), CKR_OK);
+					CHECK(find_label(s, "after", NULL) == 1);
+				} else {
+					b[bl - 20] ^= 0x40;  /* it was "keep": repair */
+					write_bytes(path, b, bl);
+				}
+				CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+				free(b);
+			}
+			free(names[i]);
+		}
+		free(names);
+		CHECK(damaged_files == 1);
+		log = log_text();
+		CHECK(tp_contains_ci(log, "does not open"));
+		free(log);
+	}
 	tp_case_end();
 	free(orig);
 	free(copy);
@@ -1148,6 +1197,176 @@ static void threads(void)
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- random templates -------------------------------------------------- */
+
+/* Thousands of random templates (types the rules know and some they do
+ * not, right and wrong sizes, NULL values) through every call that takes
+ * one: each returns a documented CK_RV, none crashes (run it under ASan),
+ * and whatever was created can be read back and destroyed. */
+static const CK_ATTRIBUTE_TYPE fuzz_types[] = {
+	CKA_CLASS, CKA_KEY_TYPE, CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE, CKA_COPYABLE,
+	CKA_DESTROYABLE, CKA_LABEL, CKA_ID, CKA_VALUE, CKA_VALUE_LEN, CKA_SENSITIVE,
+	CKA_EXTRACTABLE, CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP,
+	CKA_UNWRAP, CKA_DERIVE, CKA_START_DATE, CKA_END_DATE, CKA_LOCAL,
+	CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_KEY_GEN_MECHANISM, CKA_TRUSTED,
+	CKA_WRAP_WITH_TRUSTED, CKA_APPLICATION, CKA_OBJECT_ID, CKA_CERTIFICATE_TYPE,
+	CKA_SUBJECT, CKA_ISSUER, CKA_SERIAL_NUMBER, CKA_URL, CKA_CHECK_VALUE,
+	CKA_MODULUS, CKA_EC_POINT, CKA_WRAP_TEMPLATE, CKA_ALLOWED_MECHANISMS, 0x80001234UL,
+};
+
+static bool documented(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_OK: case CKR_ATTRIBUTE_TYPE_INVALID: case CKR_ATTRIBUTE_VALUE_INVALID:
+	case CKR_ATTRIBUTE_READ_ONLY: case CKR_TEMPLATE_INCOMPLETE:
+	case CKR_TEMPLATE_INCONSISTENT: case CKR_USER_NOT_LOGGED_IN:
+	case CKR_ACTION_PROHIBITED: case CKR_ARGUMENTS_BAD: case CKR_OBJECT_HANDLE_INVALID:
+	case CKR_MECHANISM_INVALID:
+		return true;
+	}
+	return false;
+}
+
+static void templates(void)
+{
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE made[64];
+	int n_made = 0, bad = 0, ok = 0;
+	CK_ULONG ulongs[4] = { CKO_SECRET_KEY, CKO_DATA, CKK_AES, 32 };
+	uint8_t bytes[64];
+	CK_MECHANISM mechs[2] = { { CKM_AES_KEY_GEN, NULL, 0 }, { CKM_GENERIC_SECRET_KEY_GEN, NULL, 0 } };
+
+	init();
+	init_token(SO_PIN);
+	s = open_rw();
+	CHECK_RV(login(s, CKU_SO, SO_PIN), CKR_OK);
+	CHECK_RV(P->C_InitPIN(s, (CK_UTF8CHAR *)USER_PIN, 4), CKR_OK);
+	CHECK_RV(P->C_Logout(s), CKR_OK);
+	CHECK_RV(login(s, CKU_USER, USER_PIN), CKR_OK);
+	srand(4242);
+	memset(bytes, 0x41, sizeof bytes);
+	for (int round = 0; round < 3000; round++) {
+		CK_ATTRIBUTE t[8];
+		CK_ULONG n = (CK_ULONG)(rand() % 8);
+		CK_OBJECT_HANDLE h = 0;
+		CK_RV rv;
+
+		for (CK_ULONG i = 0; i < n; i++) {
+			int r = rand() % 10;
+
+			t[i].type = fuzz_types[rand() % (int)(sizeof fuzz_types / sizeof fuzz_types[0])];
+			if (i == 0 && rand() % 3)
+				t[i].type = CKA_CLASS;
+			if (r < 4) {
+				t[i].pValue = &ulongs[rand() % 4];
+				t[i].ulValueLen = sizeof(CK_ULONG);
+			} else if (r < 7) {
+				t[i].pValue = rand() % 2 ? (void *)&yes : (void *)&no;
+				t[i].ulValueLen = 1;
+			} else if (r < 9) {
+				t[i].pValue = bytes;
+				t[i].ulValueLen = (CK_ULONG)(rand() % 40);
+			} else {
+				t[i].pValue = NULL;
+				t[i].ulValueLen = (CK_ULONG)(rand() % 3);
+			}
+			/* Mostly session objects: the store is not the point. */
+			if (t[i].type == CKA_TOKEN && rand() % 8)
+				t[i].pValue = &no;
+		}
+		switch (round % 4) {
+		case 0:
+		case 1:
+			rv = P->C_CreateObject(s, t, n, &h);
+			break;
+		case 2:
+			rv = P->C_GenerateKey(s, &mechs[rand() % 2], t, n, &h);
+			break;
+		default:
+			rv = n_made ? P->C_SetAttributeValue(s, made[rand() % n_made], t, n)
+				    : P->C_CreateObject(s, t, n, &h);
+			if (n_made && rand() % 2)
+				rv = P->C_CopyObject(s, made[rand() % n_made], t, n, &h);
+			break;
+		}
+		if (!documented(rv)) {
+			if (bad++ < 10)
+				printf("# round %d: CK_RV %s\n", round, tp_rv_name(rv));
+		}
+		if (rv == CKR_OK && h) {
+			ok++;
+			if (n_made < 64)
+				made[n_made++] = h;
+			else
+				CHECK_RV(P->C_DestroyObject(s, h), CKR_OK);
+		}
+	}
+	CHECKF(bad == 0, "%d calls returned an undocumented CK_RV", bad);
+	tp_note("%d calls made an object", ok);
+	CHECK(ok > 20);
+	for (int i = 0; i < n_made; i++) {
+		CK_ULONG size = 0;
+		CK_RV rv = P->C_GetObjectSize(s, made[i], &size);
+
+		/* A copy to a token object, or a destroyable=false one, may stay. */
+		CHECKF(rv == CKR_OK, "C_GetObjectSize: %s", tp_rv_name(rv));
+		rv = P->C_DestroyObject(s, made[i]);
+		CHECKF(rv == CKR_OK || rv == CKR_ACTION_PROHIBITED, "C_DestroyObject: %s",
+		       tp_rv_name(rv));
+	}
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+}
+
+/* ---- rotation ------------------------------------------------------- */
+
+/* tangd-rotate-keys: the store's root secret was sealed to a key the
+ * server now hides; a fresh process (pinned to the new signing key)
+ * still opens the store (the JWE carries its own advertisement). */
+static void rotate(void)
+{
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE h = 0;
+	char cmd[4400], thp[64], text[8192];
+
+	init();
+	init_token(SO_PIN);
+	s = open_rw();
+	CHECK_RV(make_data(s, "before-rotation", "still here", true, false, &h), CKR_OK);
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	snprintf(cmd, sizeof cmd, "/usr/libexec/tangd-rotate-keys -d \"%s\" >/dev/null 2>&1",
+		 tp_env("TANG_DB"));
+	REQUIRE(system(cmd) == 0);
+	REQUIRE(tp_signing_thp(thp));
+	REQUIRE(strcmp(thp, tp_env("TANG_THP")) != 0);
+	snprintf(text, sizeof text,
+		 "{ \"tokens\": [ { \"label\": \"tang\", \"tang\": { \"url\": \"%s\", \"thp\": \"%s\" },"
+		 " \"store\": \"%s\", \"timeout\": 5 } ] }\n", tp_env("TANG_URL"), thp, store_dir);
+	tp_write_file(conf_path, text);
+	{
+		/* No unsealing in C_Initialize, C_GetTokenInfo, C_OpenSession:
+		 * the first search asks Tang, once. */
+		int posts = tp_server_posts();
+
+		init();
+		CHECK(token_flags() & CKF_TOKEN_INITIALIZED);
+		s = open_rw();
+		CHECK(tp_server_posts() == posts);
+		CHECK(find_label(s, "before-rotation", &h) == 1 && value_is(s, h, "still here", 10));
+		CHECK(tp_server_posts() == posts + 1);
+	}
+	/* Re-initializing seals a new root secret to the new key. */
+	CHECK_RV(P->C_CloseAllSessions(slot), CKR_OK);
+	init_token(SO_PIN);
+	s = open_rw();
+	CHECK(find_label(s, "before-rotation", NULL) == 0);
+	CHECK_RV(make_data(s, "after-rotation", "new", true, false, &h), CKR_OK);
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	init();
+	s = open_rw();
+	CHECK(find_label(s, "after-rotation", &h) == 1 && value_is(s, h, "new", 3));
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -1179,8 +1398,12 @@ int main(int argc, char **argv)
 		damaged();
 	else if (strcmp(mode, "threads") == 0)
 		threads();
+	else if (strcmp(mode, "rotate") == 0)
+		rotate();
+	else if (strcmp(mode, "templates") == 0)
+		templates();
 	else {
-		printf("usage: tp-store lifecycle|outage|procs|kill|nopin|readonly|damaged|threads\n");
+		printf("usage: tp-store lifecycle|outage|procs|kill|nopin|readonly|damaged|threads|rotate|templates\n");
 		return 2;
 	}
 	return tp_exit();
