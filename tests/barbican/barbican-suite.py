@@ -1171,7 +1171,7 @@ def main():
     ap.add_argument('--backend', choices=['tang', 'softhsm'], default='tang')
     ap.add_argument('--variant', choices=sorted(VARIANTS), default='defaults')
     ap.add_argument('--pin', choices=['true', 'false'], default='true')
-    ap.add_argument('--lease', type=int, default=6)
+    ap.add_argument('--lease', type=int, default=20)
     ap.add_argument('--set', action='append', default=[], metavar='OPTION=VALUE',
                     help='an extra [p11_crypto_plugin] option on top of the variant')
     ap.add_argument('--no-skip', action='store_true',
