@@ -731,6 +731,7 @@ def scenario(backend, variant):
         path = os.path.join(backend.work, 'stored.json')
         with open(path, 'w') as f:
             json.dump({'stored': state['stored'], 'token': world.token, 'variant': variant,
+                       'options': VARIANTS[variant],
                        'labels': list(world.labels)}, f)
         run_child('decrypt-stored', path)
     steps.run('second-process', second_process, needs=[SIZES_STEP], desc='a second process decrypts what the first stored')
@@ -758,6 +759,7 @@ def scenario(backend, variant):
         path = os.path.join(backend.work, 'stored-rewrapped.json')
         with open(path, 'w') as f:
             json.dump({'stored': state['stored'], 'token': world.token, 'variant': variant,
+                       'options': VARIANTS[variant],
                        'labels': ['mkek2', 'hmac2'], 'from_db': True}, f)
         run_child('decrypt-stored', path)
     steps.run('rewrap', rewrap, needs=[SIZES_STEP],
@@ -814,6 +816,7 @@ def child_decrypt_stored(path):
     world = World.__new__(World)
     world.backend = backend
     world.variant = st['variant']
+    VARIANTS[st['variant']] = st['options']   # with the parent's --set options
     world.token = st['token']
     world.login = USER_PIN
     world.labels = tuple(st['labels'])
@@ -1117,6 +1120,7 @@ def probe(backend):
         call('C_DestroyObject(session pKEK)', 0, lambda: lib.C_DestroyObject(s1, key))
         call('C_EncryptInit(destroyed key)', 0x60,
              lambda: lib.C_EncryptInit(s2, mech(P.CKM_AES_CBC, civ, 16), key))
+    known_answers(ffi, lib, s1, s2, P, attrs, mech, call, rows)
     call('C_CloseSession(second)', 0, lambda: lib.C_CloseSession(s2))
     call('C_Finalize(NULL)', 0, lambda: lib.C_Finalize(ffi.NULL))
     ia = ffi.new('CK_C_INITIALIZE_ARGS *')
@@ -1142,6 +1146,122 @@ def probe(backend):
         pass  # token objects are left in the scratch token (removed with it)
     call('C_Finalize(NULL)', 0, lambda: lib.C_Finalize(ffi.NULL))
     return rows
+
+
+def known_answers(ffi, lib, s1, s2, P, attrs, mech, call, rows):
+    """Exact values: keys of known value (C_CreateObject, which Barbican
+    itself does not call) through Barbican's mechanisms, compared with
+    Python's `cryptography` and `hmac`."""
+    import hmac as hmac_mod
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    def create(value, ktype, extra=()):
+        a = attrs([(P.CKA_CLASS, P.CKO_SECRET_KEY), (P.CKA_KEY_TYPE, ktype), (P.CKA_TOKEN, False),
+                   (P.CKA_PRIVATE, True), (P.CKA_VALUE, value)] + list(extra))
+        h = ffi.new('CK_OBJECT_HANDLE *')
+        rv = lib.C_CreateObject(s1, a.template, len(a.template), h)
+        return rv, h[0]
+
+    def same(name, got, want):
+        rows.append(('  ' + name, want.hex()[:24], got.hex()[:24] if got is not None else '-',
+                     got == want, 'known answer'))
+
+    def cbc(key, iv, data, enc=True):
+        c = Cipher(algorithms.AES(key), modes.CBC(iv))
+        op = c.encryptor() if enc else c.decryptor()
+        return op.update(data) + op.finalize()
+
+    def pkcs7(data):
+        p = padding.PKCS7(128).padder()
+        return p.update(data) + p.finalize()
+
+    K = bytes(range(32))
+    use = [(P.CKA_ENCRYPT, True), (P.CKA_DECRYPT, True), (P.CKA_WRAP, True), (P.CKA_UNWRAP, True),
+           (P.CKA_SIGN, True), (P.CKA_VERIFY, True), (P.CKA_SENSITIVE, False), (P.CKA_EXTRACTABLE, True)]
+    rv, k = create(K, P.CKK_AES, use)
+    if rv == 0x54:
+        rows.append(('known answers', 'CKR_OK', 'C_CreateObject: CKR_FUNCTION_NOT_SUPPORTED', True,
+                     'not checked: no C_CreateObject for keys of known value'))
+        return
+    if call('C_CreateObject(AES-256 session key of known value)', 0, lambda: rv) != 0:
+        return
+    data = bytes(range(64))          # Barbican MACs IV(16) || wrapped KEK(48)
+    iv = bytes(16 * [0xA5])
+    # CKM_AES_CBC, exact-size output
+    ct = ffi.new('CK_BYTE[64]')
+    n = ffi.new('CK_ULONG *', 64)
+    if (call('C_EncryptInit(CKM_AES_CBC, known key)', 0,
+             lambda: lib.C_EncryptInit(s2, mech(P.CKM_AES_CBC, ffi.new('CK_BYTE[16]', iv), 16), k)) == 0
+            and call('C_Encrypt(CKM_AES_CBC)', 0, lambda: lib.C_Encrypt(s2, data, 64, ct, n)) == 0):
+        same('AES-CBC = cryptography', bytes(ffi.buffer(ct, n[0])), cbc(K, iv, data))
+    # CKM_AES_GCM, 12-byte IV, 128-bit tag, no AAD
+    giv = bytes(12 * [0x3C])
+    gp = ffi.new('CK_AES_GCM_PARAMS *')
+    gbuf = ffi.new('CK_BYTE[12]', giv)
+    gp.pIv = ffi.cast('char *', gbuf)
+    gp.ulIvLen = 12
+    gp.ulIvBits = 96
+    gp.ulTagBits = 128
+    gct = ffi.new('CK_BYTE[80]')
+    n = ffi.new('CK_ULONG *', 80)
+    if (call('C_EncryptInit(CKM_AES_GCM, known key)', 0,
+             lambda: lib.C_EncryptInit(s2, mech(P.CKM_AES_GCM, gp, 48), k)) == 0
+            and call('C_Encrypt(CKM_AES_GCM)', 0, lambda: lib.C_Encrypt(s2, data, 64, gct, n)) == 0):
+        same('AES-GCM ct||tag = cryptography', bytes(ffi.buffer(gct, n[0])), AESGCM(K).encrypt(giv, data, None))
+    # MACs
+    G = bytes(range(100, 132))
+    rvg, g = create(G, P.CKK_GENERIC_SECRET, [(P.CKA_SIGN, True), (P.CKA_VERIFY, True),
+                                              (P.CKA_SENSITIVE, False)])
+    call('C_CreateObject(generic secret of known value)', 0, lambda: rvg)
+    for name, m, key, want in (
+            ('CKM_SHA256_HMAC, AES key', P.CKM_SHA256_HMAC, k, hmac_mod.new(K, data, 'sha256').digest()),
+            ('CKM_SHA256_HMAC, generic secret', P.CKM_SHA256_HMAC, g if rvg == 0 else None,
+             hmac_mod.new(G, data, 'sha256').digest()),
+            ('CKM_AES_MAC, AES key', P.CKM_AES_MAC, k, cbc(K, bytes(16), data)[-16:-8])):
+        if key is None:
+            continue
+        sig = ffi.new('CK_BYTE[32]')
+        n = ffi.new('CK_ULONG *', 32)
+        if (call('C_SignInit(%s, known key)' % name, 0, lambda: lib.C_SignInit(s1, mech(m), key)) == 0
+                and call('C_Sign(%s)' % name, 0, lambda: lib.C_Sign(s1, data, 64, sig, n)) == 0):
+            same(name + ' = Python', bytes(ffi.buffer(sig, n[0])), want)
+    # CKM_AES_CBC_PAD wrap of a key of known value, and unwrap of a blob
+    # made by `cryptography`.
+    PK = bytes(range(200, 232))
+    rvp, pk = create(PK, P.CKK_AES, [(P.CKA_ENCRYPT, True), (P.CKA_DECRYPT, True),
+                                     (P.CKA_SENSITIVE, True), (P.CKA_EXTRACTABLE, True)])
+    call('C_CreateObject(pKEK of known value, sensitive, extractable)', 0, lambda: rvp)
+    wiv = bytes(16 * [0x5A])
+    if rvp == 0:
+        wbuf = ffi.new('CK_BYTE[64]')
+        n = ffi.new('CK_ULONG *', 64)
+        if call('C_WrapKey(CKM_AES_CBC_PAD, known keys)', 0,
+                lambda: lib.C_WrapKey(s1, mech(P.CKM_AES_CBC_PAD, ffi.new('CK_BYTE[16]', wiv), 16), k, pk,
+                                      wbuf, n)) == 0:
+            same('CBC_PAD wrap = cryptography', bytes(ffi.buffer(wbuf, n[0])), cbc(K, wiv, pkcs7(PK)))
+    blob = cbc(K, wiv, pkcs7(bytes(range(50, 82))))
+    a = attrs([(P.CKA_CLASS, P.CKO_SECRET_KEY), (P.CKA_KEY_TYPE, P.CKK_AES), (P.CKA_TOKEN, False),
+               (P.CKA_PRIVATE, True), (P.CKA_SENSITIVE, True), (P.CKA_ENCRYPT, True),
+               (P.CKA_DECRYPT, True), (P.CKA_EXTRACTABLE, True)])
+    uh = ffi.new('CK_OBJECT_HANDLE *')
+    if call('C_UnwrapKey(CKM_AES_CBC_PAD, blob from cryptography)', 0,
+            lambda: lib.C_UnwrapKey(s1, mech(P.CKM_AES_CBC_PAD, ffi.new('CK_BYTE[16]', wiv), 16), k, blob,
+                                    len(blob), a.template, len(a.template), uh)) == 0:
+        ct = ffi.new('CK_BYTE[64]')
+        n = ffi.new('CK_ULONG *', 64)
+        if (call('C_EncryptInit(CKM_AES_CBC, unwrapped key)', 0,
+                 lambda: lib.C_EncryptInit(s2, mech(P.CKM_AES_CBC, ffi.new('CK_BYTE[16]', iv), 16), uh[0])) == 0
+                and call('C_Encrypt(CKM_AES_CBC, unwrapped key)', 0,
+                         lambda: lib.C_Encrypt(s2, data, 64, ct, n)) == 0):
+            same('unwrapped key encrypts as the original', bytes(ffi.buffer(ct, n[0])),
+                 cbc(bytes(range(50, 82)), iv, data))
+        # A blob whose padding is wrong is refused.
+        bad = cbc(K, wiv, bytes(range(50, 82)) + bytes(16 * [0x11]))
+        call('C_UnwrapKey(CKM_AES_CBC_PAD, bad padding)', 0x110,
+             lambda: lib.C_UnwrapKey(s1, mech(P.CKM_AES_CBC_PAD, ffi.new('CK_BYTE[16]', wiv), 16), k, bad,
+                                     len(bad), a.template, len(a.template), uh))
 
 
 class Fake:
