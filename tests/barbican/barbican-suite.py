@@ -81,6 +81,7 @@ CKR = {
     0xe1: 'CKR_TOKEN_NOT_RECOGNIZED', 0xe2: 'CKR_TOKEN_WRITE_PROTECTED',
     0xf0: 'CKR_UNWRAPPING_KEY_HANDLE_INVALID',
     0x100: 'CKR_USER_ALREADY_LOGGED_IN', 0x101: 'CKR_USER_NOT_LOGGED_IN',
+    0x104: 'CKR_USER_ANOTHER_ALREADY_LOGGED_IN', 0xb0: 'CKR_SESSION_CLOSED',
     0x102: 'CKR_USER_PIN_NOT_INITIALIZED', 0x110: 'CKR_WRAPPED_KEY_INVALID',
     0x112: 'CKR_WRAPPED_KEY_LEN_RANGE', 0x113: 'CKR_WRAPPING_KEY_HANDLE_INVALID',
     0x150: 'CKR_BUFFER_TOO_SMALL', 0x190: 'CKR_CRYPTOKI_NOT_INITIALIZED',
@@ -741,7 +742,7 @@ def scenario(backend, variant):
         # operation not initialized, and (two threads logging in at once)
         # already logged in.
         allowed = {0x190, 0xb3, 0xb0, 0x60, 0x82, 0x91, 0x100}
-        errors, odd, done = [], [], []
+        errors, odd, done, barbican_races = [], [], [], []
         stop = threading.Event()
 
         def worker(i):
@@ -754,7 +755,13 @@ def scenario(backend, variant):
                     rv = hsm_rv(e)
                     (errors if rv in allowed else odd).append('%s' % e)
                 except Exception as e:  # noqa: BLE001
-                    odd.append('thread %d: %s: %s' % (i, type(e).__name__, e))
+                    # Barbican's own races, not the module's: its
+                    # re-initialization sets self.pkcs11 and the caching
+                    # session to None and clears its caches while other
+                    # threads use them (AttributeError on None, a None
+                    # handle given to cffi: TypeError, "already in the
+                    # cache": ValueError).
+                    barbican_races.append('%s: %s' % (type(e).__name__, e))
             done.append(n)
         ts = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(6)]
         for t in ts:
@@ -769,8 +776,10 @@ def scenario(backend, variant):
         for t in ts:
             t.join(300)
         check(not any(t.is_alive() for t in ts), 'threads still running after 300 s')
-        print('  %d round trips; %d failed cleanly during re-initializations: %s'
-              % (sum(done), len(errors), ', '.join(sorted(set(rvname(hsm_rv(e) or 0) for e in errors)))))
+        print('  %d round trips; %d failed cleanly during re-initializations: %s; '
+              '%d hit Barbican\'s own races (%s)'
+              % (sum(done), len(errors), ', '.join(sorted(set(rvname(hsm_rv(e) or 0) for e in errors))),
+                 len(barbican_races), ', '.join(sorted(set(r.split(':')[0] for r in barbican_races)))))
         check(not odd, 'unexpected failures: %s' % '; '.join(odd[:5]))
         try:
             encrypt_roundtrip(world, p, dto, b'after concurrent re-initializations', 'project-b')
@@ -784,8 +793,13 @@ def scenario(backend, variant):
             print('  Barbican was left with a finalized library (its own race); resetting it')
             p.pkcs11 = None
             encrypt_roundtrip(world, p, dto, b'after concurrent re-initializations', 'project-b')
-    steps.run('threads-reinit', threads_reinit, needs=[BIND],
-              desc='6 threads at work while Barbican re-initializes 3 times (C_Finalize under load)')
+    # Opt-in (TP_BARBICAN_REINIT_RACE=1): Barbican 15.0.1's re-initialization
+    # beside busy threads runs into Barbican's own races and can deadlock in
+    # Barbican's locks (docs/barbican.md); the module side of it is checked
+    # with raw calls in `probe` (finalize_under_load).
+    if os.environ.get('TP_BARBICAN_REINIT_RACE') == '1':
+        steps.run('threads-reinit', threads_reinit, needs=[BIND],
+                  desc='6 threads at work while Barbican re-initializes 3 times (C_Finalize under load)')
 
     def second_process():
         path = os.path.join(backend.work, 'stored.json')
@@ -1217,10 +1231,82 @@ def probe(backend):
              lambda: lib.C_Login(s3, 1, wrong, len(wrong)), 'the PIN is ignored')
         call('C_Logout', 0, lambda: lib.C_Logout(s3))
     call('C_Login(CKU_USER, right PIN)', 0, lambda: lib.C_Login(s3, 1, pin, len(pin)))
-    for h in (mkek, hk_aes, hk_gen):
-        pass  # token objects are left in the scratch token (removed with it)
+    # (The probe's token objects stay in the scratch token, removed with it.)
     call('C_Finalize(NULL)', 0, lambda: lib.C_Finalize(ffi.NULL))
+    probe.last = (ffi, lib, slot, pin)
     return rows
+
+
+def finalize_under_load(ffi, lib, slot, pin, rows):
+    """Barbican re-initializes (C_Finalize, C_Initialize, C_Login, ...) in
+    whichever thread saw an error while its other threads are inside
+    PKCS#11 calls, and those threads then log in again too.  Done here with
+    raw calls (Barbican's own locks can deadlock in that situation; that
+    is Barbican's, see docs/barbican.md): no crash, no hang, every call
+    answers a clean CK_RV, and the module works afterwards."""
+    from barbican.plugin.crypto import pkcs11 as P
+    # What a call caught by another thread's finalize / initialize / login
+    # may answer; CKR_USER_ANOTHER_ALREADY_LOGGED_IN would be wrong (it
+    # means the SO), CKR_USER_ALREADY_LOGGED_IN is right.
+    allowed = {0x0, 0x190, 0x191, 0xb3, 0xb0, 0x82, 0x91, 0x100, 0x101}
+    seen = {}
+    odd = []
+    stop = threading.Event()
+    tmpl = P.PKCS11._build_attributes(Fake(ffi), [P.Attribute(P.CKA_CLASS, P.CKO_SECRET_KEY)])
+
+    def note(rv, what):
+        seen[rv] = seen.get(rv, 0) + 1
+        if rv not in allowed:
+            odd.append('%s: %s' % (what, rvname(rv)))
+        return rv
+
+    def worker():
+        sh = ffi.new('CK_SESSION_HANDLE *')
+        si = ffi.new('CK_SESSION_INFO *')
+        buf = ffi.new('CK_BYTE[32]')
+        hs = ffi.new('CK_OBJECT_HANDLE[4]')
+        n = ffi.new('CK_ULONG *')
+        while not stop.is_set():
+            if note(lib.C_OpenSession(slot, 4, ffi.NULL, ffi.NULL, sh), 'C_OpenSession'):
+                continue
+            s = sh[0]
+            if note(lib.C_GetSessionInfo(s, si), 'C_GetSessionInfo') == 0 and si.state == 0:
+                note(lib.C_Login(s, 1, pin, len(pin)), 'C_Login')
+            note(lib.C_GenerateRandom(s, buf, 32), 'C_GenerateRandom')
+            if note(lib.C_FindObjectsInit(s, tmpl.template, 1), 'C_FindObjectsInit') == 0:
+                note(lib.C_FindObjects(s, hs, 4, n), 'C_FindObjects')
+                note(lib.C_FindObjectsFinal(s), 'C_FindObjectsFinal')
+            note(lib.C_CloseSession(s), 'C_CloseSession')
+
+    if lib.C_Initialize(ffi.NULL) not in (0, 0x191):
+        rows.append(('finalize under load', 'CKR_OK', 'C_Initialize failed', False, ''))
+        return
+    ts = [threading.Thread(target=worker, daemon=True) for _ in range(6)]
+    for t in ts:
+        t.start()
+    for _ in range(5):
+        time.sleep(0.3)
+        note(lib.C_Finalize(ffi.NULL), 'C_Finalize (main)')
+        note(lib.C_Initialize(ffi.NULL), 'C_Initialize (main)')
+    time.sleep(0.3)
+    stop.set()
+    for t in ts:
+        t.join(120)
+    hung = any(t.is_alive() for t in ts)
+    summary = ', '.join('%s x%d' % (rvname(k), v) for k, v in sorted(seen.items()))
+    rows.append(('C_Finalize/C_Initialize x5 beside 6 threads at work', 'no hang, clean CK_RVs',
+                 'hang' if hung else ('unexpected: ' + '; '.join(sorted(set(odd))[:4]) if odd else 'ok'),
+                 not hung and not odd, summary[:200]))
+    if hung:
+        return
+    sh = ffi.new('CK_SESSION_HANDLE *')
+    si = ffi.new('CK_SESSION_INFO *')
+    rv = lib.C_OpenSession(slot, 4, ffi.NULL, ffi.NULL, sh)
+    ok = rv == 0 and lib.C_GetSessionInfo(sh[0], si) == 0
+    if ok and si.state == 0:
+        ok = lib.C_Login(sh[0], 1, pin, len(pin)) == 0
+    rows.append(('  afterwards: open, log in', 'CKR_OK', 'ok' if ok else 'failed', ok, ''))
+    lib.C_Finalize(ffi.NULL)
 
 
 def known_answers(ffi, lib, s1, s2, P, attrs, mech, call, rows):
@@ -1419,6 +1505,13 @@ def main():
                 init = ('token initialized (pkcs11-tool)', 'ok', 'failed', False,
                         '%s: %s' % m.groups() if m else str(e)[-140:])
             ok = print_probe([init] + probe(backend))
+            if getattr(probe, 'last', None):
+                # Printed first: a module that crashes here loses nothing.
+                print('# C_Finalize under load (6 threads; a crash or hang here is a failure)',
+                      flush=True)
+                rows = []
+                finalize_under_load(*probe.last, rows)
+                ok = print_probe(rows) and ok
             return 0 if ok else 1
         if a.mode == 'outage':
             if a.backend != 'tang':
