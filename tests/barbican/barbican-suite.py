@@ -24,7 +24,6 @@
 # even under CI: the feature is not there yet, docs/barbican.md).
 import argparse
 import base64
-import hashlib
 import json
 import os
 import re
@@ -91,10 +90,6 @@ CKR = {
 
 def rvname(rv):
     return CKR.get(rv, hex(rv))
-
-
-class Skip(Exception):
-    pass
 
 
 def skip_or_fail_missing(what):
@@ -663,7 +658,6 @@ def scenario(backend, variant):
                if VARIANTS[variant].get('encryption_mechanism') == 'CKM_AES_GCM' else ''))
 
     def retry():
-        from barbican.plugin.crypto import base
         p = state['plugin']
         dto = state['projects']['project-a']
         encrypt_roundtrip(world, p, dto, b'warm the cache', 'project-a')
