@@ -113,9 +113,9 @@ CK_RV derive_key(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech,
 		/* Closed by another thread (or C_Finalize) meanwhile. */
 		rv = CKR_SESSION_CLOSED;
 	} else if (rv != CKR_OK) {
-		if (err != TP_OK)
-			s->device_error = err;
+		s->device_error = err;
 	} else {
+		s->device_error = TP_OK;   /* the last exchange worked */
 		rv = object_add_locked(lib, obj);
 		if (rv == CKR_OK) {
 			*out = obj->handle;

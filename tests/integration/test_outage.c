@@ -143,6 +143,37 @@ static void works(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, tp_server_key *k, 
 	if (rv == CKR_OK)
 		CHECK_MEM(out, ol, p.z, TP_P521_LEN, what);
 	EVP_PKEY_free(p.peer);
+	/* ulDeviceError tells the last exchange: 0 once one worked again. */
+	CK_SESSION_INFO si;
+	CHECK_RV(P->C_GetSessionInfo(s, &si), CKR_OK);
+	CHECKF(si.ulDeviceError == 0, "%s: ulDeviceError %lu after a success", what,
+	       (unsigned long)si.ulDeviceError);
+}
+
+/* A fresh initialization while Tang is down: the search succeeds without
+ * Tang keys and ulDeviceError says why; once Tang is back the same search
+ * finds the key and ulDeviceError is 0. */
+static void search_during_outage(tp_server_key *k)
+{
+	CK_SESSION_INFO si;
+
+	tp_tang("stop");
+	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
+	REQUIRE_RV(tp_initialize(NULL), CKR_OK);
+	CK_SESSION_HANDLE s = tp_open(tp_slot("tang"));
+	CHECKF(tp_find_key(s, CKO_PRIVATE_KEY, k->id) == CK_INVALID_HANDLE,
+	       "Tang key found although the advertisement cannot be had");
+	CHECK_RV(P->C_GetSessionInfo(s, &si), CKR_OK);
+	CHECKF(si.ulDeviceError == TANG_PKCS11_DEVERR_UNREACHABLE,
+	       "search with Tang down: ulDeviceError %lu, want %lu", (unsigned long)si.ulDeviceError,
+	       (unsigned long)TANG_PKCS11_DEVERR_UNREACHABLE);
+	tp_tang("start");
+	sleep(3);   /* a failed fetch is not retried for 2 s (docs/errors.md) */
+	CHECKF(tp_find_key(s, CKO_PRIVATE_KEY, k->id) != CK_INVALID_HANDLE,
+	       "Tang key not found once the server is back");
+	CHECK_RV(P->C_GetSessionInfo(s, &si), CKR_OK);
+	CHECKF(si.ulDeviceError == 0, "search with Tang up: ulDeviceError %lu",
+	       (unsigned long)si.ulDeviceError);
 }
 
 int main(void)
@@ -176,6 +207,10 @@ int main(void)
 	tp_case_begin("Tang started again: derive works");
 	tp_tang("start");
 	works(s, priv, &k, "after restart");
+	tp_case_end();
+
+	tp_case_begin("search in a fresh initialization while Tang is down: no Tang keys, ulDeviceError");
+	search_during_outage(&k);
 	tp_case_end();
 
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
