@@ -387,8 +387,13 @@ CK_RV auth_login(tp_lib *lib, CK_SESSION_HANDLE hs, CK_USER_TYPE user,
 	/* LOCKED SECTION ------------------------------------------------ */
 	if (tok->login == TP_NOBODY)
 		tok->login = user;
+	else if (tok->login == user)
+		/* Another thread logged the same user in meanwhile (Barbican's
+		 * threads all log in after a re-initialization): the same answer
+		 * as the check before the unlock. */
+		rv = CKR_USER_ALREADY_LOGGED_IN;
 	else
-		rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN;  /* another thread won */
+		rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN;  /* the other user won */
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
 	return rv;
