@@ -49,6 +49,9 @@ static const char *rv_str(CK_RV rv)
 
 /* The one log line of a refused template: which call, which attribute
  * (never its value), which CK_RV. */
+/* The largest attribute value an object may hold. */
+#define MANAGE_MAX_VALUE (1u << 20)
+
 static CK_RV refuse(tmpl_op op, const char *why, CK_ATTRIBUTE_TYPE type, CK_RV rv)
 {
 	log_error("%s: attribute 0x%lx %s: %s", op_name(op), (unsigned long)type, why, rv_str(rv));
@@ -84,8 +87,21 @@ static CK_RV apply(tp_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG n, tmpl_op
 		if (!attrs_valid_kind(rule->kind, t))
 			return refuse(op, "has a value of the wrong size", t->type,
 				      CKR_ATTRIBUTE_VALUE_INVALID);
-		if (t->type == CKA_CLASS && *(const CK_ULONG *)t->pValue != obj->klass)
-			return refuse(op, "contradicts the class", t->type, CKR_TEMPLATE_INCONSISTENT);
+		/* Session objects too: an application must not make the
+		 * module allocate without bound (a token object's whole file
+		 * is at most STORE_MAX_FILE anyway). */
+		if (t->ulValueLen > MANAGE_MAX_VALUE)
+			return refuse(op, "is larger than 1 MiB", t->type,
+				      CKR_ATTRIBUTE_VALUE_INVALID);
+		if (t->type == CKA_CLASS) {
+			CK_ULONG klass;
+
+			/* Application buffers need not be aligned. */
+			memcpy(&klass, t->pValue, sizeof(klass));
+			if (klass != obj->klass)
+				return refuse(op, "contradicts the class", t->type,
+					      CKR_TEMPLATE_INCONSISTENT);
+		}
 		if ((op == OP_SET || op == OP_COPY) && rule->kind == TP_KIND_BOOL) {
 			bool cur = object_bool(obj, t->type);
 			bool want = *(const CK_BBOOL *)t->pValue;

@@ -304,6 +304,21 @@ static void objects_negative(CK_SESSION_HANDLE s)
 		aes_gen.mechanism = CKM_AES_CBC;
 		CHECK_RV(P->C_GenerateKey(s, &aes_gen, t, 1, &h), CKR_MECHANISM_INVALID);
 	}
+	{
+		/* Attribute values are bounded (1 MiB), session objects too. */
+		CK_OBJECT_CLASS dc = CKO_DATA;
+		size_t big = (size_t)1 << 20;
+		uint8_t *v = calloc(1, big + 1);
+		CK_ATTRIBUTE t[] = { { CKA_CLASS, &dc, sizeof dc }, { CKA_VALUE, v, big + 1 } };
+
+		CHECK_RV(P->C_CreateObject(s, t, 2, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+		t[1].ulValueLen = big;
+		CHECK_RV(P->C_CreateObject(s, t, 2, &h), CKR_OK);
+		CHECK_RV(P->C_DestroyObject(s, h), CKR_OK);
+		t[1].ulValueLen = (CK_ULONG)1 << 62;
+		CHECK_RV(P->C_CreateObject(s, t, 2, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+		free(v);
+	}
 }
 
 /* C_DeriveKey on the Tang key with CKA_PRIVATE true: a private object,
