@@ -301,8 +301,8 @@ CK_RV auth_set_pin(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_UTF8CHAR *old_pin
 
 /* ---- login ------------------------------------------------------------ */
 
-CK_RV auth_login(tp_lib *lib, CK_SESSION_HANDLE hs, CK_USER_TYPE user,
-		 const CK_UTF8CHAR *pin, CK_ULONG len)
+static CK_RV login_serialised(tp_lib *lib, CK_SESSION_HANDLE hs, CK_USER_TYPE user,
+			       const CK_UTF8CHAR *pin, CK_ULONG len)
 {
 	CK_RV rv = CKR_OK;
 	tp_session *s;
@@ -396,6 +396,29 @@ CK_RV auth_login(tp_lib *lib, CK_SESSION_HANDLE hs, CK_USER_TYPE user,
 		rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN;  /* the other user won */
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
+	return rv;
+}
+
+CK_RV auth_login(tp_lib *lib, CK_SESSION_HANDLE hs, CK_USER_TYPE user,
+		 const CK_UTF8CHAR *pin, CK_ULONG len)
+{
+	tp_token *tok = NULL;
+	tp_session *s;
+	CK_RV rv;
+
+	lib_lock();
+	s = session_lookup_locked(lib, hs);
+	if (s)
+		tok = s->token;
+	lib_unlock();
+	if (!tok)
+		return CKR_SESSION_HANDLE_INVALID;
+	/* One login at a time per token: a second one waits, then finds
+	 * the first one's user logged in (CKR_USER_ALREADY_LOGGED_IN or
+	 * CKR_USER_ANOTHER_ALREADY_LOGGED_IN) without touching the store. */
+	pthread_mutex_lock(&tok->login_mu);
+	rv = login_serialised(lib, hs, user, pin, len);
+	pthread_mutex_unlock(&tok->login_mu);
 	return rv;
 }
 

@@ -34,6 +34,13 @@ struct tp_token {
 	 * lib_lock or across I/O). */
 	pthread_mutex_t lease_mu;
 	bool has_lease_mu;
+	/* Serialises C_Login on this token (core/auth.c): two logins at
+	 * once, of one user or of the user and the SO, must not both unlock
+	 * the store.  Held across the recovery and scrypt (it only makes
+	 * other logins wait), taken before lib_lock and lease_mu, never
+	 * inside them. */
+	pthread_mutex_t login_mu;
+	bool has_login_mu;
 	bool has_lease;
 	double lease_end;            /* monotonic seconds */
 	/* The store with this id failed to authenticate under the root

@@ -27,6 +27,9 @@ CK_RV tstore_open(tp_token *tok)
 	if (pthread_mutex_init(&tok->lease_mu, NULL) != 0)
 		return CKR_HOST_MEMORY;
 	tok->has_lease_mu = true;
+	if (pthread_mutex_init(&tok->login_mu, NULL) != 0)
+		return CKR_HOST_MEMORY;
+	tok->has_login_mu = true;
 	if (!tok->cfg->store)
 		return CKR_OK;
 	/* Reads the metadata only: a damaged or newer store is still a
@@ -59,6 +62,9 @@ void tstore_close(tp_token *tok)
 	if (tok->has_lease_mu)
 		pthread_mutex_destroy(&tok->lease_mu);
 	tok->has_lease_mu = false;
+	if (tok->has_login_mu)
+		pthread_mutex_destroy(&tok->login_mu);
+	tok->has_login_mu = false;
 }
 
 CK_RV tstore_rv(store_status s)

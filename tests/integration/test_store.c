@@ -1179,6 +1179,62 @@ static void *thread_worker(void *arg)
 /* Several threads of one process use the store at once, with a lease of
  * 0 s running out under them all the time (ASan/valgrind find races on
  * memory; the calls must not fail for it). */
+/* Eight logins at once, user and SO alternating, each on its own RW
+ * session: exactly one succeeds, every other one says who is logged in
+ * (CKR_USER_ALREADY_LOGGED_IN / CKR_USER_ANOTHER_ALREADY_LOGGED_IN), and
+ * the session state is the winner's. */
+#define RACERS 8
+static CK_SESSION_HANDLE racer_session[RACERS];
+static CK_RV racer_rv[RACERS];
+
+static void *racer(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+
+	racer_rv[i] = login(racer_session[i], i % 2 ? CKU_SO : CKU_USER, i % 2 ? SO_PIN : USER_PIN);
+	return NULL;
+}
+
+static void login_race(void)
+{
+	pthread_t th[RACERS];
+	int ok = 0, winner = -1;
+	CK_SESSION_INFO si;
+
+	tp_case_begin("user and SO logging in at once: one wins, the others say who");
+	for (int i = 0; i < RACERS; i++)
+		racer_session[i] = open_rw();
+	CHECK_RV(login(racer_session[0], CKU_SO, SO_PIN), CKR_OK);
+	CHECK_RV(P->C_InitPIN(racer_session[0], (CK_UTF8CHAR *)USER_PIN, strlen(USER_PIN)), CKR_OK);
+	CHECK_RV(P->C_Logout(racer_session[0]), CKR_OK);
+	for (int i = 0; i < RACERS; i++)
+		REQUIRE(pthread_create(&th[i], NULL, racer, (void *)(intptr_t)i) == 0);
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < RACERS; i++)
+		if (racer_rv[i] == CKR_OK) {
+			ok++;
+			winner = i;
+		}
+	CHECKF(ok == 1, "%d logins succeeded", ok);
+	for (int i = 0; i < RACERS && winner >= 0; i++) {
+		bool same = i % 2 == winner % 2;
+
+		if (i != winner)
+			CHECKF(racer_rv[i] == (same ? CKR_USER_ALREADY_LOGGED_IN
+						    : CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+			       "racer %d (%s): %s", i, i % 2 ? "SO" : "user", tp_rv_name(racer_rv[i]));
+	}
+	if (winner >= 0) {
+		CHECK_RV(P->C_GetSessionInfo(racer_session[0], &si), CKR_OK);
+		CHECK(si.state == (winner % 2 ? CKS_RW_SO_FUNCTIONS : CKS_RW_USER_FUNCTIONS));
+		CHECK_RV(P->C_Logout(racer_session[0]), CKR_OK);
+	}
+	for (int i = 0; i < RACERS; i++)
+		CHECK_RV(P->C_CloseSession(racer_session[i]), CKR_OK);
+	tp_case_end();
+}
+
 static void threads(void)
 {
 	pthread_t th[THREADS];
@@ -1209,6 +1265,7 @@ static void threads(void)
 	CHECK(tp_server_posts() - posts >= 2);
 	CHECK(tp_find(s, &by_class, 1, all, THREADS * PER_THREAD) ==
 	      THREADS * (PER_THREAD - PER_THREAD / 5));
+	login_race();
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
 }
 
