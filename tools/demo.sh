@@ -13,8 +13,11 @@
 #      through the module (tools/tang-pkcs11-jwe decrypt), and a JWE made
 #      by the module (tang-pkcs11-jwe encrypt, offline) opens with
 #      `clevis decrypt`
-#   4. refusal: once Tang is stopped the token can neither derive nor
-#      recover the JWE
+#   4. a sealed store: token "vault" keeps persistent objects (an AES key
+#      made on the token, a data object) in files that are useless without
+#      Tang; a new process (a restart) finds them again
+#   5. refusal: once Tang is stopped the token can neither derive, nor
+#      recover the JWE, nor open its stored objects
 # Exit status 0 when all of them behave as described.
 set -u
 : "${TANG_PKCS11_MODULE:?path of tang-pkcs11.so}" "${TANG_CTL:?run under tests/fixtures/with-tangd}" \
@@ -51,10 +54,14 @@ echo "Configure the token: pin the server by the thumbprint of its signing key,"
 echo "and keep a copy of its advertisement (as a clevis JWE does), so the token"
 echo "knows its Tang key even while the server is down."
 run curl -sf -o adv.jws "$TANG_URL/adv"
+echo "A second token, \"vault\", has a sealed store for persistent objects."
 cat > tang-pkcs11.conf <<CONF
 { "tokens": [ { "label": "tang",
                 "tang": { "url": "$TANG_URL", "thp": "$TANG_THP", "adv": "adv.jws" },
-                "timeout": 5 } ] }
+                "timeout": 5 },
+              { "label": "vault",
+                "tang": { "url": "$TANG_URL", "thp": "$TANG_THP", "adv": "adv.jws" },
+                "store": "vault-store", "timeout": 5 } ] }
 CONF
 export TANG_PKCS11_CONF=$W/tang-pkcs11.conf
 echo "\$ cat \$TANG_PKCS11_CONF"
@@ -133,7 +140,31 @@ else
 fi
 fi
 
-step "4. Refusal: stop the Tang server and try again"
+step "4. A sealed store: persistent token objects that only Tang can open"
+vault() { p11 --token-label vault "$@"; }
+vrun() { echo "\$ pkcs11-tool --module $TANG_PKCS11_MODULE --token-label vault $*"; vault "$@"; }
+vrun --init-token --label vault --so-pin so-secret 2>&1
+vrun --init-pin --login --login-type so --so-pin so-secret --pin 4242 2>&1
+vrun --login --pin 4242 --keygen --key-type AES:32 --label master-key --private 2>&1 | grep -v '^Using slot'
+printf 'the note of the day' > note.txt
+vrun --login --pin 4242 --write-object note.txt --type data --label note --private 2>&1 | grep -v '^Using slot'
+echo "Each pkcs11-tool run is a new process: a restart of the consumer."
+vrun --login --pin 4242 --list-objects --type secrkey 2>&1 | grep -E 'Secret Key|label'
+vrun --login --pin 4242 --read-object --type data --label note -o note.out 2>&1
+if cmp -s note.txt note.out; then
+	echo "read back: $(cat note.out)"
+	echo "${b}SURVIVED A RESTART: the objects were read back from the sealed store.${n}"
+else
+	fail "the data object did not come back from the store"
+fi
+echo "On disk (ls vault-store): $(ls vault-store | tr '\n' ' ')"
+if grep -rqa -e 'master-key' -e 'the note of the day' vault-store; then
+	fail "a label or value is readable in the store files"
+else
+	echo "${b}NOTHING READABLE ON DISK: no label, no value (grep finds neither).${n}"
+fi
+
+step "5. Refusal: stop the Tang server and try again"
 run "$TANG_CTL" stop
 refused() { # refused CMD...: show it, run it, expect failure with CKR_DEVICE_ERROR
 	local shown=$1; shift
@@ -150,6 +181,8 @@ refused() { # refused CMD...: show it, run it, expect failure with CKR_DEVICE_ER
 refused "pkcs11-tool --module $TANG_PKCS11_MODULE --derive -m ECDH1-DERIVE --id $id --input-file throwaway_pub.der --output-file refused.bin" \
 	${TP_PRELOAD:+env LD_PRELOAD="$TP_PRELOAD"} pkcs11-tool --module "$TANG_PKCS11_MODULE" --derive -m ECDH1-DERIVE --id "$id" --input-file throwaway_pub.der --output-file refused.bin
 [ -s disk.jwe ] && refused "tang-pkcs11-jwe decrypt --in disk.jwe" "$JWE_TOOL" decrypt --in disk.jwe
+refused "pkcs11-tool --module $TANG_PKCS11_MODULE --token-label vault --login --pin 4242 --read-object --type data --label note -o refused.txt" \
+	pkcs11-tool --module "$TANG_PKCS11_MODULE" --token-label vault --login --pin 4242 --read-object --type data --label note -o refused.txt
 if [ -n "${TANG_PKCS11_LOG:-}" ] && [ -s "$TANG_PKCS11_LOG" ]; then
 	echo "The module's log says:"
 	grep -v -i debug "$TANG_PKCS11_LOG" | tail -n 2 | sed 's/^/  /'
@@ -157,6 +190,6 @@ fi
 "$TANG_CTL" start >/dev/null
 
 echo
-if $ok; then echo "${b}Demo complete: provisioning, recovery, Clevis JWEs both ways and refusal all behaved as expected.${n}"; exit 0; fi
+if $ok; then echo "${b}Demo complete: provisioning, recovery, Clevis JWEs both ways, the sealed store and refusal all behaved as expected.${n}"; exit 0; fi
 echo "${b}Demo FAILED (see the !! lines above).${n}"
 exit 1

@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/cipher.h"
 #include "core/object.h"
 #include "core/session.h"
 #include "core/token.h"
@@ -13,6 +14,7 @@
 #include "mech/registry.h"
 #include "util/ec.h"
 #include "util/log.h"
+#include "tang-pkcs11.h"
 
 /* Update input bounds: a JWE (plus some trailing whitespace, which the
  * parse tolerates) and the largest plaintext the module encrypts. */
@@ -71,7 +73,7 @@ static CK_RV op_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech
 		op = op_of(s, enc);
 	if (!s)
 		rv = CKR_SESSION_HANDLE_INVALID;
-	else if (op->active)
+	else if (op->active || s->sops[enc ? TP_OPK_ENCRYPT : TP_OPK_DECRYPT].active)
 		rv = CKR_OPERATION_ACTIVE;
 	else if (!m || !(m->flags & (enc ? CKF_ENCRYPT : CKF_DECRYPT)))
 		rv = CKR_MECHANISM_INVALID;
@@ -96,15 +98,20 @@ static CK_RV op_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech
 	return rv;
 }
 
+/* CKM_TANG_JWE here, every other mechanism on a soft key (core/op.c). */
 CK_RV crypt_encrypt_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech,
 			 CK_OBJECT_HANDLE key)
 {
+	if (mech && mech->mechanism != CKM_TANG_JWE)
+		return softop_init(lib, hs, TP_OPK_ENCRYPT, mech, key);
 	return op_init(lib, hs, mech, key, true);
 }
 
 CK_RV crypt_decrypt_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech,
 			 CK_OBJECT_HANDLE key)
 {
+	if (mech && mech->mechanism != CKM_TANG_JWE)
+		return softop_init(lib, hs, TP_OPK_DECRYPT, mech, key);
 	return op_init(lib, hs, mech, key, false);
 }
 
@@ -195,12 +202,16 @@ static CK_RV op_update(tp_lib *lib, CK_SESSION_HANDLE hs, bool enc, const CK_BYT
 CK_RV crypt_encrypt_update(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_BYTE *in,
 			   CK_ULONG in_len, CK_BYTE *out, CK_ULONG *out_len)
 {
+	if (softop_active(lib, hs, TP_OPK_ENCRYPT))
+		return softcipher_update(lib, hs, true, in, in_len, out, out_len);
 	return op_update(lib, hs, true, in, in_len, out, out_len);
 }
 
 CK_RV crypt_decrypt_update(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_BYTE *in,
 			   CK_ULONG in_len, CK_BYTE *out, CK_ULONG *out_len)
 {
+	if (softop_active(lib, hs, TP_OPK_DECRYPT))
+		return softcipher_update(lib, hs, false, in, in_len, out, out_len);
 	return op_update(lib, hs, false, in, in_len, out, out_len);
 }
 
@@ -344,8 +355,11 @@ CK_RV crypt_decrypt(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_BYTE *in, CK_ULO
 		    CK_BYTE *out, CK_ULONG *out_len)
 {
 	step st;
-	CK_RV rv = step_begin(lib, hs, false, TP_OP_SINGLE, &st);
+	CK_RV rv;
 
+	if (softop_active(lib, hs, TP_OPK_DECRYPT))
+		return softcipher_single(lib, hs, false, in, in_len, out, out_len);
+	rv = step_begin(lib, hs, false, TP_OP_SINGLE, &st);
 	if (rv != CKR_OK)
 		return rv;
 	if (!out_len || (!in && in_len))
@@ -358,8 +372,11 @@ CK_RV crypt_decrypt(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_BYTE *in, CK_ULO
 CK_RV crypt_decrypt_final(tp_lib *lib, CK_SESSION_HANDLE hs, CK_BYTE *out, CK_ULONG *out_len)
 {
 	step st;
-	CK_RV rv = step_begin(lib, hs, false, TP_OP_MULTI, &st);
+	CK_RV rv;
 
+	if (softop_active(lib, hs, TP_OPK_DECRYPT))
+		return softcipher_final(lib, hs, false, out, out_len);
+	rv = step_begin(lib, hs, false, TP_OP_MULTI, &st);
 	if (rv != CKR_OK)
 		return rv;
 	if (!out_len)
@@ -404,8 +421,11 @@ CK_RV crypt_encrypt(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_BYTE *in, CK_ULO
 {
 	uint8_t md[32];
 	step st;
-	CK_RV rv = step_begin(lib, hs, true, TP_OP_SINGLE, &st);
+	CK_RV rv;
 
+	if (softop_active(lib, hs, TP_OPK_ENCRYPT))
+		return softcipher_single(lib, hs, true, in, in_len, out, out_len);
+	rv = step_begin(lib, hs, true, TP_OP_SINGLE, &st);
 	if (rv != CKR_OK)
 		return rv;
 	if (!out_len || (!in && in_len)) {
@@ -427,8 +447,11 @@ CK_RV crypt_encrypt(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_BYTE *in, CK_ULO
 CK_RV crypt_encrypt_final(tp_lib *lib, CK_SESSION_HANDLE hs, CK_BYTE *out, CK_ULONG *out_len)
 {
 	step st;
-	CK_RV rv = step_begin(lib, hs, true, TP_OP_MULTI, &st);
+	CK_RV rv;
 
+	if (softop_active(lib, hs, TP_OPK_ENCRYPT))
+		return softcipher_final(lib, hs, true, out, out_len);
+	rv = step_begin(lib, hs, true, TP_OP_MULTI, &st);
 	if (rv != CKR_OK)
 		return rv;
 	if (!out_len)

@@ -1,5 +1,7 @@
 /* C_Encrypt* and C_Decrypt*: one encryption and one decryption operation
- * per session (CKM_TANG_JWE so far, mech/jwe.c).
+ * per session.  CKM_TANG_JWE (mech/jwe.c) is handled here; the AES
+ * mechanisms on soft keys are dispatched to core/cipher.c (core/op.h has
+ * their operation rules, the same as below).
  *
  * Operation rules (PKCS#11 2.40 §5.2, §5.8, §5.9): Init on an active
  * operation is CKR_OPERATION_ACTIVE; a step without Init is
@@ -26,13 +28,8 @@
 #include <p11-kit/pkcs11.h>
 
 #include "core/lib.h"
+#include "core/op.h"
 #include "tang/adv.h"
-
-typedef enum tp_op_mode {
-	TP_OP_FRESH = 0,             /* initialised, no step yet */
-	TP_OP_SINGLE,                /* C_Encrypt / C_Decrypt seen (length query) */
-	TP_OP_MULTI,                 /* an Update seen */
-} tp_op_mode;
 
 typedef struct tp_crypt_op {
 	bool active;

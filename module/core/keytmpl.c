@@ -2,6 +2,24 @@
 
 #include "core/attr_rules.h"
 #include "core/attrs.h"
+#include "core/token.h"
+#include "util/log.h"
+
+bool keytmpl_secret_type(CK_KEY_TYPE type)
+{
+	switch (type) {
+	case CKK_GENERIC_SECRET:
+	case CKK_AES:
+	case CKK_SHA_1_HMAC:
+	case CKK_SHA224_HMAC:
+	case CKK_SHA256_HMAC:
+	case CKK_SHA384_HMAC:
+	case CKK_SHA512_HMAC:
+		return true;
+	default:
+		return false;
+	}
+}
 
 /* DESIGN.md §4: class and key type from the template, the rest defaults. */
 CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
@@ -26,7 +44,7 @@ CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
 			break;
 		case CKA_KEY_TYPE:
 			req->key_type = attrs_ulong(t);
-			if (req->key_type != CKK_GENERIC_SECRET && req->key_type != CKK_AES)
+			if (!keytmpl_secret_type(req->key_type))
 				return CKR_TEMPLATE_INCONSISTENT;
 			break;
 		case CKA_TOKEN:
@@ -43,6 +61,27 @@ CK_RV keytmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count, tp_key_req *req)
 		}
 	}
 	return CKR_OK;
+}
+
+/* PKCS#11 2.40 §5.7: only public objects unless the normal user is logged
+ * in.  A token without a store has no login: its session objects are all
+ * the application's, private or not. */
+static CK_RV check_login(const tp_token *tok, const tp_object *obj)
+{
+	CK_RV rv = CKR_OK;
+
+	if (!tok->st || !object_bool(obj, CKA_PRIVATE))
+		return CKR_OK;
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	if (tok->login != CKU_USER)
+		rv = CKR_USER_NOT_LOGGED_IN;
+	/* --------------------------------------------- END LOCKED SECTION */
+	lib_unlock();
+	if (rv != CKR_OK)
+		log_error("token \"%s\": a private object needs the user logged in",
+			  tok->cfg->label);
+	return rv;
 }
 
 /* The new session object without its value: template, then defaults. */
@@ -80,6 +119,8 @@ CK_RV keytmpl_build(tp_token *tok, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmp
 		rv = object_set_ulong(obj, CKA_KEY_TYPE, req->key_type);
 	if (rv == CKR_OK)
 		rv = object_set_ulong(obj, CKA_VALUE_LEN, req->value_len);
+	if (rv == CKR_OK)
+		rv = check_login(tok, obj);
 out:
 	if (rv != CKR_OK) {
 		object_free(obj);

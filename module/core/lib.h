@@ -42,6 +42,11 @@ typedef struct tp_lib {
 	size_t n_sessions, cap_sessions;
 	tp_object **objects;
 	size_t n_objects, cap_objects;
+	/* Entry points running now (atomic): an ended lease is wiped only
+	 * when no other call is in flight (core/tstore.c). */
+	unsigned long calls;
+	/* Times a lease end or a logout wiped stored objects (atomic). */
+	unsigned long wipes;
 	struct tp_lib *abandoned;    /* a forked child's list of its parents'
 	                                states, kept reachable, never freed */
 } tp_lib;

@@ -35,18 +35,54 @@ static bool is_secret(const tp_object *obj, CK_ATTRIBUTE_TYPE type)
 	return rule && (rule->flags & TP_ATTR_SECRET);
 }
 
-void object_free(tp_object *obj)
+void object_clear_attrs(tp_object *obj)
 {
-	if (!obj)
-		return;
 	for (size_t i = 0; i < obj->n_attrs; i++) {
-		if (is_secret(obj, obj->attrs[i].type))
+		/* Store objects are wiped whole: their labels and ids are
+		 * as confidential as their values (docs/store.md). */
+		if (obj->is_stored || is_secret(obj, obj->attrs[i].type))
 			OPENSSL_clear_free(obj->attrs[i].pValue, obj->attrs[i].ulValueLen);
 		else
 			free(obj->attrs[i].pValue);
 	}
 	free(obj->attrs);
+	obj->attrs = NULL;
+	obj->n_attrs = 0;
+}
+
+void object_free(tp_object *obj)
+{
+	if (!obj)
+		return;
+	object_clear_attrs(obj);
 	free(obj);
+}
+
+CK_RV object_set_attrs(tp_object *obj, const CK_ATTRIBUTE *attrs, size_t n)
+{
+	CK_RV rv = CKR_OK;
+
+	object_clear_attrs(obj);
+	for (size_t i = 0; i < n && rv == CKR_OK; i++)
+		rv = object_set(obj, attrs[i].type, attrs[i].pValue, attrs[i].ulValueLen);
+	if (rv != CKR_OK)
+		object_clear_attrs(obj);
+	return rv;
+}
+
+bool object_is_private(const tp_object *obj)
+{
+	return obj->is_stored ? obj->is_private : object_bool(obj, CKA_PRIVATE);
+}
+
+void object_unlink_doomed_locked(tp_lib *lib)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < lib->n_objects; i++)
+		if (!lib->objects[i]->is_doomed)
+			lib->objects[keep++] = lib->objects[i];
+	lib->n_objects = keep;
 }
 
 void object_free_all(tp_object **objs, size_t n)
@@ -254,6 +290,10 @@ tp_object *object_lookup_locked(tp_lib *lib, tp_token *tok, CK_OBJECT_HANDLE h)
 	 * on the same token (Barbican uses keys across sessions). */
 	if (i == (size_t)-1 || lib->objects[i]->token != tok)
 		return NULL;
+	/* On a token with a store, private objects exist for a session only
+	 * while the user is logged in (PKCS#11 2.40 §4.4). */
+	if (tok->st && tok->login != CKU_USER && object_is_private(lib->objects[i]))
+		return NULL;
 	return lib->objects[i];
 }
 
@@ -308,36 +348,5 @@ CK_RV object_get_attributes(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE 
 		rv = attrs_get(obj, tmpl, count);
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
-	return rv;
-}
-
-CK_RV object_destroy(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho)
-{
-	CK_RV rv = CKR_GENERAL_ERROR;
-	tp_session *s;
-	tp_object *obj = NULL;
-	size_t i;
-
-	lib_lock();
-	/* LOCKED SECTION ------------------------------------------------ */
-	s = session_lookup_locked(lib, hs);
-	i = object_index_locked(lib, ho);
-	if (!s) {
-		rv = CKR_SESSION_HANDLE_INVALID;
-	} else if (i == (size_t)-1 || lib->objects[i]->token != s->token) {
-		rv = CKR_OBJECT_HANDLE_INVALID;
-	} else if (lib->objects[i]->owner == 0 || !object_bool(lib->objects[i], CKA_DESTROYABLE)) {
-		/* Tang keys live on the server: nothing here to destroy. */
-		rv = CKR_ACTION_PROHIBITED;
-	} else {
-		obj = lib->objects[i];
-		memmove(&lib->objects[i], &lib->objects[i + 1],
-			(lib->n_objects - i - 1) * sizeof(*lib->objects));
-		lib->n_objects--;
-		rv = CKR_OK;
-	}
-	/* --------------------------------------------- END LOCKED SECTION */
-	lib_unlock();
-	object_free(obj);
 	return rv;
 }

@@ -10,6 +10,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "core/lib.h"
+#include "store/store.h"
 #include "tang/adv.h"
 
 struct tp_object {
@@ -18,6 +19,15 @@ struct tp_object {
 	tp_token *token;
 	CK_SESSION_HANDLE owner;     /* session of a session object; 0 for token objects */
 	bool is_tang;                /* a Tang key object: key is valid */
+	/* A token object of the sealed store (core/tstore.c): its store id,
+	 * the version of it the attributes come from, and whether they are
+	 * here at all (the lease ended or a logout dropped them). */
+	bool is_stored;
+	bool is_loaded;
+	bool is_private;             /* stored objects: the store's flag */
+	bool is_doomed;              /* being unlinked (tstore.c) */
+	uint8_t sid[STORE_ID_LEN];
+	uint64_t stamp;
 	tp_exchange_key key;
 	CK_ATTRIBUTE *attrs;
 	size_t n_attrs;
@@ -48,9 +58,18 @@ void object_unlink_owned_locked(tp_lib *lib, CK_SESSION_HANDLE h,
 				tp_object ***out, size_t *n_out);
 void object_free_all(tp_object **objs, size_t n);
 
-/* C_GetAttributeValue, C_DestroyObject. */
+/* CKA_PRIVATE of the object (the store's flag for stored objects). */
+bool object_is_private(const tp_object *obj);
+/* Frees every attribute (wiping secret values). */
+void object_clear_attrs(tp_object *obj);
+/* Replaces the attributes with copies of attrs (memory form). */
+CK_RV object_set_attrs(tp_object *obj, const CK_ATTRIBUTE *attrs, size_t n);
+/* Unlinks the objects marked is_doomed from lib's table. */
+void object_unlink_doomed_locked(tp_lib *lib);
+
+/* C_GetAttributeValue (C_DestroyObject: core/manage.h). */
 CK_RV object_get_attributes(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho,
 			    CK_ATTRIBUTE *tmpl, CK_ULONG count);
-CK_RV object_destroy(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho);
+
 
 #endif

@@ -3,9 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/auth.h"
 #include "core/handle.h"
 #include "core/object.h"
 #include "core/token.h"
+#include "core/tstore.h"
 
 void session_free(tp_session *s)
 {
@@ -14,6 +16,8 @@ void session_free(tp_session *s)
 	free(s->found);
 	crypt_op_clear(&s->enc_op);
 	crypt_op_clear(&s->dec_op);
+	for (int k = 0; k < TP_OPK_N; k++)
+		softop_clear(&s->sops[k], (tp_op_kind)k);
 	free(s);
 }
 
@@ -80,6 +84,12 @@ CK_RV session_open(tp_lib *lib, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESSION_HAND
 		rv = CKR_SESSION_PARALLEL_NOT_SUPPORTED;
 		goto out;
 	}
+	/* A damaged store, or one of a newer format, is not ours: no
+	 * session (a metadata stat and read, never the network). */
+	if (tok->st && tstore_state(tok) == CKR_TOKEN_NOT_RECOGNIZED) {
+		rv = CKR_TOKEN_NOT_RECOGNIZED;
+		goto out;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		rv = CKR_HOST_MEMORY;
@@ -90,8 +100,10 @@ CK_RV session_open(tp_lib *lib, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESSION_HAND
 
 	lib_lock();
 	/* LOCKED SECTION ------------------------------------------------ */
-	if (lib_grow(&lib->sessions, lib->n_sessions, &lib->cap_sessions,
-		     sizeof(*lib->sessions))) {
+	if (tok->login == CKU_SO && !(flags & CKF_RW_SESSION)) {
+		rv = CKR_SESSION_READ_WRITE_SO_EXISTS;
+	} else if (lib_grow(&lib->sessions, lib->n_sessions, &lib->cap_sessions,
+			    sizeof(*lib->sessions))) {
 		s->handle = handle_next();
 		lib->sessions[lib->n_sessions++] = s;
 		*out = s->handle;
@@ -135,6 +147,8 @@ CK_RV session_close(tp_lib *lib, CK_SESSION_HANDLE h)
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
 	object_free_all(objs, n_objs);
+	if (s)
+		auth_session_gone(lib, s->token);
 	session_free(s);
 	return rv;
 }
@@ -168,6 +182,7 @@ CK_RV session_close_all(tp_lib *lib, CK_SLOT_ID slot)
 		object_free_all(objs, n_objs);
 		session_free(s);
 	}
+	auth_session_gone(lib, tok);
 	return CKR_OK;
 }
 
@@ -184,9 +199,14 @@ CK_RV session_info(tp_lib *lib, CK_SESSION_HANDLE h, CK_SESSION_INFO *info)
 	if (s) {
 		memset(info, 0, sizeof(*info));
 		info->slotID = s->token->slot_id;
-		/* No login on a store-less token: always a public session. */
-		info->state = (s->flags & CKF_RW_SESSION) ? CKS_RW_PUBLIC_SESSION
-							  : CKS_RO_PUBLIC_SESSION;
+		bool is_rw = s->flags & CKF_RW_SESSION;
+
+		if (s->token->login == CKU_SO)
+			info->state = CKS_RW_SO_FUNCTIONS;
+		else if (s->token->login == CKU_USER)
+			info->state = is_rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS;
+		else
+			info->state = is_rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION;
 		info->flags = s->flags;
 		info->ulDeviceError = s->device_error;
 		rv = CKR_OK;

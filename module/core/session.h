@@ -10,6 +10,7 @@
 
 #include "core/crypt.h"
 #include "core/lib.h"
+#include "core/op.h"
 #include "util/err.h"
 
 struct tp_session {
@@ -25,6 +26,9 @@ struct tp_session {
 	/* C_Encrypt* / C_Decrypt* (core/crypt.h). */
 	tp_crypt_op enc_op;
 	tp_crypt_op dec_op;
+	/* Soft-key operations (core/op.h): encrypt, decrypt, sign, verify,
+	 * digest. */
+	tp_soft_op sops[TP_OPK_N];
 };
 
 CK_RV session_open(tp_lib *lib, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESSION_HANDLE *out);

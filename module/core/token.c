@@ -8,6 +8,7 @@
 
 #include "core/object.h"
 #include "core/session.h"
+#include "core/tstore.h"
 #include "mech/registry.h"
 #include "util/ec.h"
 #include "util/log.h"
@@ -22,6 +23,7 @@ CK_RV token_init(tp_token *tok, CK_SLOT_ID id, const tp_token_config *cfg)
 	memset(tok, 0, sizeof(*tok));
 	tok->slot_id = id;
 	tok->cfg = cfg;
+	tok->login = TP_NOBODY;
 
 	/* The serial is stable across processes and restarts: it names the
 	 * token by its label, the token's identity (DESIGN.md §2). */
@@ -41,7 +43,8 @@ CK_RV token_init(tp_token *tok, CK_SLOT_ID id, const tp_token_config *cfg)
 			goto out;
 		}
 	}
-	rv = CKR_OK;
+	/* The store's metadata is read (no network, no unsealing). */
+	rv = tstore_open(tok);
 out:
 	EVP_MD_free(sha256);
 	return rv;
@@ -49,6 +52,7 @@ out:
 
 void token_clear(tp_token *tok)
 {
+	tstore_close(tok);
 	tang_server_free(tok->srv);
 	tok->srv = NULL;
 }
@@ -99,6 +103,57 @@ CK_RV token_slot_info(tp_lib *lib, CK_SLOT_ID id, CK_SLOT_INFO *info)
 	return CKR_OK;
 }
 
+/* PIN counter flags (PKCS#11 2.40 §5.5): COUNT_LOW after a wrong PIN,
+ * FINAL_TRY when one more locks it, LOCKED at the limit. */
+static CK_FLAGS count_flags(uint32_t fails, CK_FLAGS low, CK_FLAGS final, CK_FLAGS locked)
+{
+	if (fails >= STORE_PIN_MAX_TRIES)
+		return locked;
+	if (fails == STORE_PIN_MAX_TRIES - 1)
+		return low | final;
+	return fails ? low : 0;
+}
+
+/* The flags of a token with a store (DESIGN.md §5), from the metadata as
+ * it is on disk: local file reads only, never the network. */
+static void store_flags(tp_token *tok, CK_TOKEN_INFO *info)
+{
+	store_info si;
+	store_status s = store_get_info(tok->st, &si);
+	bool pin_model = s == STORE_OK ? si.pin_model : tok->cfg->pin;
+
+	/* Found damaged under its root secret (core/tstore.c). */
+	if (s == STORE_OK && tstore_state(tok) == CKR_TOKEN_NOT_RECOGNIZED)
+		s = STORE_DAMAGED;
+
+	info->flags = CKF_RNG | CKF_LOGIN_REQUIRED;
+	if (!pin_model)
+		info->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
+	if (si.is_read_only)
+		info->flags |= CKF_WRITE_PROTECTED;
+	switch (s) {
+	case STORE_OK:
+		info->flags |= CKF_TOKEN_INITIALIZED;
+		if (si.user_pin_set || !pin_model)
+			info->flags |= CKF_USER_PIN_INITIALIZED;
+		if (pin_model)
+			info->flags |= count_flags(si.user_fails, CKF_USER_PIN_COUNT_LOW,
+						   CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED);
+		info->flags |= count_flags(si.so_fails, CKF_SO_PIN_COUNT_LOW,
+					   CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
+		break;
+	case STORE_DAMAGED:
+	case STORE_NEWER_FORMAT:
+		/* Not ours to touch: initialized (C_InitToken must not wipe it
+		 * by accident) and write-protected; C_OpenSession refuses it. */
+		info->flags |= CKF_TOKEN_INITIALIZED | CKF_WRITE_PROTECTED;
+		break;
+	default:
+		/* Uninitialized (or unreadable): C_InitToken creates it. */
+		break;
+	}
+}
+
 CK_RV token_info(tp_lib *lib, CK_SLOT_ID id, CK_TOKEN_INFO *info)
 {
 	tp_token *tok = token_get(lib, id);
@@ -121,12 +176,16 @@ CK_RV token_info(tp_lib *lib, CK_SLOT_ID id, CK_TOKEN_INFO *info)
 	lib_pad(info->serialNumber, sizeof(info->serialNumber), tok->serial);
 	/* A token without a store is ready as it is: no login, no PIN. */
 	info->flags = CKF_TOKEN_INITIALIZED | CKF_RNG;
+	if (tok->st)
+		store_flags(tok, info);
 	info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
 	info->ulSessionCount = all;
 	info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
 	info->ulRwSessionCount = rw;
-	info->ulMaxPinLen = 0;
-	info->ulMinPinLen = 0;
+	if (tok->st) {
+		info->ulMaxPinLen = STORE_MAX_PIN;
+		info->ulMinPinLen = TP_MIN_PIN;
+	}
 	info->ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION;
 	info->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
 	info->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;

@@ -6,12 +6,14 @@
 #include <openssl/crypto.h>
 
 #include "core/keytmpl.h"
+#include "core/keywrap.h"
 #include "core/object.h"
 #include "core/session.h"
 #include "core/token.h"
 #include "mech/jwe.h"
 #include "mech/registry.h"
 #include "util/log.h"
+#include "tang-pkcs11.h"
 
 static CK_RV check_mech(const CK_MECHANISM *mech, CK_FLAGS need)
 {
@@ -99,6 +101,8 @@ CK_RV wrap_key(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech,
 
 	if (!mech || !out_len)
 		return CKR_ARGUMENTS_BAD;
+	if (mech->mechanism != CKM_TANG_JWE)
+		return keywrap_wrap(lib, hs, mech, wrapping, key, out, out_len);
 	rv = session_check(lib, hs);
 	if (rv == CKR_OK)
 		rv = check_mech(mech, CKF_WRAP);
@@ -223,6 +227,8 @@ CK_RV unwrap_key(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mech,
 	memset(&cj, 0, sizeof(cj));
 	if (!mech || !out || (!tmpl && count) || (!in && in_len))
 		return CKR_ARGUMENTS_BAD;
+	if (mech->mechanism != CKM_TANG_JWE)
+		return keywrap_unwrap(lib, hs, mech, unwrapping, in, in_len, tmpl, count, out);
 	rv = session_check(lib, hs);
 	if (rv == CKR_OK)
 		rv = check_mech(mech, CKF_UNWRAP);

@@ -4,7 +4,7 @@
 
 CK_RV P11_EXPORT C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(random_seed(lib, hSession, pSeed, ulSeedLen));
 }
 
 CK_RV P11_EXPORT C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData,

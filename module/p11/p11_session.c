@@ -1,4 +1,5 @@
-/* Sessions (no login on a store-less token). */
+/* Sessions and login. */
+#include "core/auth.h"
 #include "core/session.h"
 #include "p11/p11_guard.h"
 
@@ -40,10 +41,10 @@ CK_RV P11_EXPORT C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOp
 CK_RV P11_EXPORT C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 			 CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(auth_login(lib, hSession, userType, pPin, ulPinLen));
 }
 
 CK_RV P11_EXPORT C_Logout(CK_SESSION_HANDLE hSession)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(auth_logout(lib, hSession));
 }

@@ -1,4 +1,5 @@
 /* Slots, tokens, mechanisms.  None of these touches the network. */
+#include "core/auth.h"
 #include "core/token.h"
 #include "p11/p11_guard.h"
 
@@ -38,16 +39,16 @@ CK_RV P11_EXPORT C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
 CK_RV P11_EXPORT C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
 			     CK_UTF8CHAR_PTR pLabel)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(auth_init_token(lib, slotID, pPin, ulPinLen, pLabel));
 }
 
 CK_RV P11_EXPORT C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(auth_init_pin(lib, hSession, pPin, ulPinLen));
 }
 
 CK_RV P11_EXPORT C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin,
 			  CK_ULONG ulOldLen, CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen)
 {
-	P11_NOT_SUPPORTED();
+	P11_LIB(auth_set_pin(lib, hSession, pOldPin, ulOldLen, pNewPin, ulNewLen));
 }

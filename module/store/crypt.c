@@ -58,19 +58,31 @@ store_status crypt_scrypt(const uint8_t *pin, size_t pin_len,
 	OSSL_PARAM params[6];
 	uint64_t n = (uint64_t)1 << log2n;
 	uint32_t rr = r, pp = p;
-	/* An empty password is legal for scrypt; OpenSSL wants a non-NULL
-	 * pointer all the same. */
+	/* scrypt keys HMAC with the password, and HMAC zero-pads short keys
+	 * and hashes long ones: "1234" and "1234\0" would be one PIN, and a
+	 * long PIN's SHA-256 another spelling of it.  SHA-256 first makes
+	 * every password 32 bytes, so distinct PINs stay distinct. */
+	uint8_t pw[32];
+	unsigned int pw_len = 0;
 	static const uint8_t empty[1];
+	EVP_MD *sha = EVP_MD_fetch(ossl_ctx(), "SHA256", NULL);
+	store_status s = STORE_FAILED;
 
-	params[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
-						      (void *)(pin_len ? pin : empty), pin_len);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-						      (void *)salt, STORE_SALT_LEN);
-	params[2] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
-	params[3] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &rr);
-	params[4] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &pp);
-	params[5] = OSSL_PARAM_construct_end();
-	return kdf_run("SCRYPT", params, out, STORE_KEY_LEN);
+	if (sha && EVP_Digest(pin_len ? pin : empty, pin_len, pw, &pw_len, sha, NULL) == 1 &&
+	    pw_len == sizeof(pw)) {
+		params[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, pw,
+							      sizeof(pw));
+		params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+							      (void *)salt, STORE_SALT_LEN);
+		params[2] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
+		params[3] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &rr);
+		params[4] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &pp);
+		params[5] = OSSL_PARAM_construct_end();
+		s = kdf_run("SCRYPT", params, out, STORE_KEY_LEN);
+	}
+	OPENSSL_cleanse(pw, sizeof(pw));
+	EVP_MD_free(sha);
+	return s;
 }
 
 static EVP_CIPHER_CTX *gcm_ctx(const uint8_t *key, const uint8_t *nonce, int enc,

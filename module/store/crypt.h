@@ -19,7 +19,8 @@ store_status crypt_hkdf(const uint8_t *ikm, size_t ikm_len,
 			const uint8_t *salt, size_t salt_len,
 			const char *info, uint8_t *out, size_t out_len);
 
-/* scrypt(pin, salt, N = 2^log2n, r, p) to STORE_KEY_LEN bytes. */
+/* scrypt(SHA-256(pin), salt, N = 2^log2n, r, p) to STORE_KEY_LEN bytes
+ * (the digest keeps PINs that HMAC would confuse apart). */
 store_status crypt_scrypt(const uint8_t *pin, size_t pin_len,
 			  const uint8_t salt[STORE_SALT_LEN],
 			  uint8_t log2n, uint8_t r, uint8_t p, uint8_t out[STORE_KEY_LEN]);

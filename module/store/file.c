@@ -249,12 +249,22 @@ store_status file_lock(int dirfd, int *lockfd)
 {
 	int fd;
 
+	struct stat sb;
+
 	*lockfd = -1;
-	fd = openat(dirfd, STORE_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* O_NONBLOCK: a FIFO planted as the lock file must not block us. */
+	fd = openat(dirfd, STORE_LOCK_NAME,
+		    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 	if (fd < 0) {
 		store_status s = file_errno_status(errno);
 
+		if (errno == EISDIR || errno == ELOOP)
+			return STORE_DAMAGED;
 		return s == STORE_READ_ONLY || s == STORE_NOMEM ? s : STORE_IO;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return STORE_DAMAGED;
 	}
 	while (flock(fd, LOCK_EX) != 0) {
 		if (errno != EINTR) {
@@ -304,10 +314,18 @@ bool file_gen_read(int dirfd, uint64_t *gen)
 	ssize_t n;
 	int fd;
 
+	struct stat sb;
+
 	*gen = 0;
-	fd = openat(dirfd, STORE_LOCK_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK and a regular file only: a FIFO planted as the lock file
+	 * would otherwise block C_Initialize for ever. */
+	fd = openat(dirfd, STORE_LOCK_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return errno == ENOENT;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return false;
+	}
 	n = pread_full(fd, b, sizeof(b));
 	close(fd);
 	if (n == 0)

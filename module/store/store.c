@@ -568,6 +568,9 @@ static store_status txn_begin(store *st, txn *t, bool allow_ro)
 	if (s != STORE_OK)
 		goto out;
 	s = file_lock(t->dirfd, &t->lockfd);
+	if (s == STORE_DAMAGED)
+		log_error("store %s: the lock file is not a regular file; nothing is written",
+			  st->dir);
 	if (s == STORE_READ_ONLY && allow_ro)
 		s = STORE_OK;
 	if (s != STORE_OK)
@@ -859,6 +862,9 @@ store_status store_create(store *st, const store_create_args *args)
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
 			s = file_lock(dirfd, &lockfd);
+			if (s == STORE_DAMAGED)
+				log_error("store %s: the lock file is not a regular file; nothing is written",
+					  st->dir);
 			if (s != STORE_OK)
 				goto out;
 		}
@@ -1381,7 +1387,11 @@ static store_status rescan_locked(store *st, int dirfd)
 
 		memcpy(e->id, ids + i * STORE_ID_LEN, STORE_ID_LEN);
 		file_obj_hex(e->id, name);
-		if (file_stat(dirfd, name, &e->ident) != STORE_OK)
+		s = file_stat(dirfd, name, &e->ident);
+		if (s == STORE_DAMAGED)
+			log_warn("store %s: object file %s is not a regular file; ignored",
+				 st->dir, name);
+		if (s != STORE_OK)
 			continue;   /* removed meanwhile, or not a regular file */
 		old = find_entry_locked(st, e->id);
 		if (old && file_ident_eq(&old->ident, &e->ident)) {

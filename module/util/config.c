@@ -18,6 +18,7 @@
 #define CONFIG_MAX_FILE (1024 * 1024)   /* config and adv files */
 #define CONFIG_MAX_TOKENS 256
 #define CONFIG_MAX_TIMEOUT 3600         /* seconds */
+#define CONFIG_MAX_LEASE 86400          /* seconds */
 #define CONFIG_MAX_STRING 4096          /* url, store path, adv path */
 
 /* What a parse needs to name the file in its single error line and to
@@ -307,6 +308,41 @@ static tp_err parse_timeout(const struct parse *p, const char *field, const json
 	return TP_OK;
 }
 
+/* The store directory: relative to the configuration file's directory
+ * (like "adv"), and never shared by two tokens (each store is sealed under
+ * its own token's binding). */
+static tp_err parse_store(const struct parse *p, const char *field, const json_t *v,
+			  const tp_config *cfg, tp_token_config *t)
+{
+	char *name = NULL;
+	tp_err err = get_string(p, field, v, CONFIG_MAX_STRING, &name);
+
+	if (err != TP_OK)
+		return err;
+	if (name[0] != '/' && p->dir) {
+		char *full = NULL;
+
+		if (asprintf(&full, "%s/%s", p->dir, name) < 0) {
+			free(name);
+			return fail(p, field, "out of memory");
+		}
+		free(name);
+		name = full;
+	}
+	for (size_t i = 0; i < cfg->n_tokens; i++) {
+		const tp_token_config *o = &cfg->tokens[i];
+
+		if (o != t && o->store && strcmp(o->store, name) == 0) {
+			err = fail(p, field, "\"%s\" is already the store of tokens[%zu]", name, i);
+			free(name);
+			return err;
+		}
+	}
+	free(t->store);
+	t->store = name;
+	return TP_OK;
+}
+
 /* One member of a token; *has_* track what was seen for the checks after
  * the loop. */
 static tp_err parse_member(const struct parse *p, size_t idx, const char *key, const json_t *v,
@@ -333,7 +369,18 @@ static tp_err parse_member(const struct parse *p, size_t idx, const char *key, c
 		return TP_OK;
 	}
 	if (strcmp(key, "store") == 0)
-		return get_string(p, field, v, CONFIG_MAX_STRING, &t->store);
+		return parse_store(p, field, v, cfg, t);
+	if (strcmp(key, "lease") == 0) {
+		json_int_t n;
+
+		if (!json_is_integer(v))
+			return fail(p, field, "must be an integer (seconds)");
+		n = json_integer_value(v);
+		if (n < 0 || n > CONFIG_MAX_LEASE)
+			return fail(p, field, "must be 0 to %d seconds", CONFIG_MAX_LEASE);
+		t->lease = (long)n;
+		return TP_OK;
+	}
 	if (strcmp(key, "pin") == 0) {
 		if (!json_is_boolean(v))
 			return fail(p, field, "must be true or false");
@@ -359,6 +406,7 @@ static tp_err parse_token(const struct parse *p, size_t idx, const json_t *tok,
 		return fail(p, field, "must be an object");
 	t->pin = true;
 	t->timeout = TP_DEFAULT_TIMEOUT;
+	t->lease = TP_DEFAULT_LEASE;
 	json_object_foreach((json_t *)tok, key, v) {
 		err = parse_member(p, idx, key, v, cfg, t, &has_label, &has_binding);
 		if (err != TP_OK)
@@ -375,9 +423,10 @@ static tp_err parse_token(const struct parse *p, size_t idx, const json_t *tok,
 	if (t->binding == TP_BINDING_SSS)
 		log_warn("configuration %s: %s: sss bindings come in a later version; token \"%s\" offers no keys",
 			 p->path, field, t->label);
-	if (t->store)
-		log_warn("configuration %s: %s.store: persistent token objects come in a later version; \"%s\" is not used",
-			 p->path, field, t->store);
+	if (t->store && t->binding != TP_BINDING_TANG) {
+		snprintf(field, sizeof(field), "tokens[%zu].store", idx);
+		return fail(p, field, "needs a \"tang\" binding (a store is sealed under it)");
+	}
 	return TP_OK;
 }
 

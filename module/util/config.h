@@ -15,6 +15,7 @@
 
 #define TP_LABEL_MAX 32          /* CK_TOKEN_INFO.label is 32 bytes */
 #define TP_DEFAULT_TIMEOUT 10    /* seconds */
+#define TP_DEFAULT_LEASE 300     /* seconds the store's root secret is kept */
 
 typedef enum tp_binding_kind {
 	TP_BINDING_TANG = 0,
@@ -28,9 +29,12 @@ typedef struct tp_token_config {
 	char *thp;                   /* "tang.thp" or NULL */
 	char *adv;                   /* JWS text of "tang.adv" (object re-serialised,
 	                                or the file's content), or NULL */
-	char *store;                 /* recognised, not supported yet; NULL if absent */
+	char *store;                 /* the sealed store's directory (a relative path
+	                                is made relative to the configuration file's
+	                                directory); NULL if absent */
 	bool pin;                    /* default true */
 	long timeout;                /* seconds, > 0; default TP_DEFAULT_TIMEOUT */
+	long lease;                  /* seconds, >= 0; default TP_DEFAULT_LEASE */
 } tp_token_config;
 
 typedef struct tp_config {

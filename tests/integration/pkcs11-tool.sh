@@ -21,6 +21,22 @@ tp_check "-T: token initialized, no login required" \
 	bash -c '! grep -q "login required" <<<"$1" && grep -q "token initialized" <<<"$1"' _ "$out"
 out=$("${M[@]}" -M 2>&1); echo "$out"
 tp_check "-M lists ECDH1-DERIVE with derive usage" grep -Eq 'ECDH1-DERIVE.*derive' <<<"$out"
+tp_check "-M lists AES-CBC-PAD (16..32 bytes) for encrypt, decrypt, wrap, unwrap" \
+	grep -Eq 'AES-CBC-PAD, keySize=\{16,32\}, hw, encrypt, decrypt, wrap, unwrap$' <<<"$out"
+tp_check "-M lists SHA256-HMAC for sign and verify" \
+	grep -Eq 'SHA256-HMAC, keySize=\{1,8192\}, hw, sign, verify$' <<<"$out"
+tp_check "-M lists the SHA256 digest" grep -Eq '^ *SHA256, hw, digest$' <<<"$out"
+tp_check "-M lists at least 28 mechanisms, all hw" test "$(grep -c ', hw' <<<"$out")" -ge 28
+# --test: random, seed, digests (the soft-key mechanisms need keys it
+# cannot make here: tests/integration/test_soft.c covers them).
+out=$("${M[@]}" --test 2>&1); rc=$?; echo "$out"
+tp_check "--test exits 0" test "$rc" = 0
+tp_check "--test: C_SeedRandom and C_GenerateRandom OK" grep -q 'seems to be OK' <<<"$out"
+tp_check "--test: digests work" grep -q 'all 4 digest functions seem to work' <<<"$out"
+tp_check "--test: no errors" grep -q '^No errors' <<<"$out"
+got=$(printf abc | "${M[@]}" --hash -m SHA256 2>/dev/null | od -An -tx1 | tr -d ' \n')
+tp_check "--hash -m SHA256 of abc (FIPS 180-4)" \
+	test "$got" = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
 out=$("${M[@]}" -O 2>&1); echo "$out"
 tp_check "-O shows the EC public key" grep -q 'Public Key Object; EC' <<<"$out"
 tp_check "-O shows the EC private key" grep -q 'Private Key Object; EC' <<<"$out"

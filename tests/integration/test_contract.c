@@ -345,6 +345,15 @@ static void mode_battery(void)
 		else if (fn == F_C_SeedRandom)
 			EXPECT(fn, rv, CKR_ARGUMENTS_BAD, CKR_RANDOM_SEED_NOT_SUPPORTED,
 			       CKR_FUNCTION_NOT_SUPPORTED);
+		else if (fn == F_C_InitPIN || fn == F_C_SetPIN)
+			/* a read-only session may be refused first */
+			EXPECT(fn, rv, CKR_ARGUMENTS_BAD, CKR_SESSION_READ_ONLY,
+			       CKR_FUNCTION_NOT_SUPPORTED);
+		else if (fn == F_C_Login)
+			/* a token without a store has no PIN: nothing is read
+			 * (a NULL PIN is also the protected-path form) */
+			EXPECT(fn, rv, CKR_ARGUMENTS_BAD, CKR_OK, CKR_USER_ALREADY_LOGGED_IN,
+			       CKR_FUNCTION_NOT_SUPPORTED);
 		else if (fn_kind[fn] == 'S')
 			/* an operation step without its Init may say so first */
 			EXPECT(fn, rv, CKR_ARGUMENTS_BAD, CKR_OPERATION_NOT_INITIALIZED,

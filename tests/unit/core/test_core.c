@@ -40,6 +40,9 @@ static int failures;
 		} \
 	} while (0)
 
+/* The mechanisms the token offers (module/mech/registry.c). */
+#define N_MECHS 30
+
 #define CHECK_RV(call, want) \
 	do { \
 		CK_RV r_ = (call); \
@@ -312,7 +315,7 @@ static void test_info(void)
 	CK_ULONG n;
 	CK_SLOT_INFO si;
 	CK_TOKEN_INFO ti;
-	CK_MECHANISM_TYPE mechs[4];
+	CK_MECHANISM_TYPE mechs[64];
 	CK_MECHANISM_INFO mi;
 	char serial[17], url[64];
 
@@ -369,18 +372,22 @@ static void test_info(void)
 	CHECK_RV(f->C_GetMechanismList(1, NULL, NULL), CKR_ARGUMENTS_BAD);
 	n = 0;
 	CHECK_RV(f->C_GetMechanismList(1, NULL, &n), CKR_OK);
-	CHECK(n == 2);
+	CHECK(n == N_MECHS);
 	n = 1;
 	CHECK_RV(f->C_GetMechanismList(1, mechs, &n), CKR_BUFFER_TOO_SMALL);
-	CHECK(n == 2);
-	n = 4;
+	CHECK(n == N_MECHS);
+	n = 64;
 	CHECK_RV(f->C_GetMechanismList(1, mechs, &n), CKR_OK);
-	/* CKM_TANG_JWE (vendor): tests/unit/core/test_jwe.c checks its info. */
-	CHECK(n == 2 && mechs[0] == CKM_ECDH1_DERIVE && mechs[1] == (CKM_VENDOR_DEFINED | 0x54470001UL));
+	/* CKM_TANG_JWE (vendor): tests/unit/core/test_jwe.c checks its info;
+	 * the soft-key mechanisms: tests/integration/test_soft.c. */
+	CHECK(n == N_MECHS && mechs[0] == CKM_ECDH1_DERIVE && mechs[1] == (CKM_VENDOR_DEFINED | 0x54470001UL));
 	CHECK_RV(f->C_GetMechanismInfo(1, CKM_ECDH1_DERIVE, &mi), CKR_OK);
 	CHECK(mi.ulMinKeySize == 256 && mi.ulMaxKeySize == 521);
 	CHECK(mi.flags == (CKF_HW | CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS));
-	CHECK_RV(f->C_GetMechanismInfo(1, CKM_AES_CBC, &mi), CKR_MECHANISM_INVALID);
+	CHECK_RV(f->C_GetMechanismInfo(1, CKM_AES_CBC, &mi), CKR_OK);
+	CHECK(mi.ulMinKeySize == 16 && mi.ulMaxKeySize == 32);
+	CHECK(mi.flags == (CKF_HW | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP));
+	CHECK_RV(f->C_GetMechanismInfo(1, CKM_DES3_CBC, &mi), CKR_MECHANISM_INVALID);
 	CHECK_RV(f->C_GetMechanismInfo(7, CKM_ECDH1_DERIVE, &mi), CKR_SLOT_ID_INVALID);
 	CHECK_RV(f->C_GetMechanismInfo(1, CKM_ECDH1_DERIVE, NULL), CKR_ARGUMENTS_BAD);
 	CHECK_RV(f->C_Finalize(NULL), CKR_OK);
@@ -696,8 +703,9 @@ static void test_not_supported(void)
 	CK_ULONG n = 0;
 	CK_OBJECT_HANDLE o = 0;
 	CK_SLOT_ID slot = 0;
-	CK_MECHANISM m = { CKM_AES_CBC, NULL, 0 };
-	CK_BYTE b[16];
+	/* A mechanism the token does not offer. */
+	CK_MECHANISM m = { CKM_DES3_CBC, NULL, 0 };
+	CK_BYTE b[16] = { 0 };
 
 	CHECK_RV(f->C_Login(1, CKU_USER, NULL, 0), CKR_CRYPTOKI_NOT_INITIALIZED);
 	init_unit();
@@ -705,46 +713,50 @@ static void test_not_supported(void)
 #define NS(call) CHECK_RV(call, CKR_FUNCTION_NOT_SUPPORTED)
 	NS(f->C_WaitForSlotEvent(0, &slot, NULL));
 	NS(f->C_InitToken(1, NULL, 0, b));
-	NS(f->C_InitPIN(s, NULL, 0));
-	NS(f->C_SetPIN(s, NULL, 0, NULL, 0));
+	/* Store functions on a token without a store (docs/store.md). */
+	CHECK_RV(f->C_InitPIN(s, NULL, 0), CKR_SESSION_READ_ONLY);
+	CHECK_RV(f->C_SetPIN(s, NULL, 0, NULL, 0), CKR_SESSION_READ_ONLY);
 	NS(f->C_GetOperationState(s, NULL, &n));
 	NS(f->C_SetOperationState(s, b, 1, 0, 0));
-	NS(f->C_Login(s, CKU_USER, NULL, 0));
-	NS(f->C_Logout(s));
-	NS(f->C_CreateObject(s, NULL, 0, &o));
-	NS(f->C_CopyObject(s, 1, NULL, 0, &o));
-	NS(f->C_GetObjectSize(s, 1, &n));
-	NS(f->C_SetAttributeValue(s, 1, NULL, 0));
-	NS(f->C_DigestInit(s, &m));
-	NS(f->C_Digest(s, b, 1, b, &n));
-	NS(f->C_DigestUpdate(s, b, 1));
-	NS(f->C_DigestKey(s, 1));
-	NS(f->C_DigestFinal(s, b, &n));
-	NS(f->C_SignInit(s, &m, 1));
-	NS(f->C_Sign(s, b, 1, b, &n));
-	NS(f->C_SignUpdate(s, b, 1));
-	NS(f->C_SignFinal(s, b, &n));
+	CHECK_RV(f->C_Login(s, CKU_USER, NULL, 0), CKR_OK);
+	CHECK_RV(f->C_Logout(s), CKR_OK);
+	CHECK_RV(f->C_Logout(s), CKR_USER_NOT_LOGGED_IN);
+	CHECK_RV(f->C_CreateObject(s, NULL, 0, &o), CKR_TEMPLATE_INCOMPLETE);
+	CHECK_RV(f->C_CopyObject(s, 1, NULL, 0, &o), CKR_OBJECT_HANDLE_INVALID);
+	CHECK_RV(f->C_GetObjectSize(s, 1, &n), CKR_OBJECT_HANDLE_INVALID);
+	CHECK_RV(f->C_SetAttributeValue(s, 1, NULL, 0), CKR_OBJECT_HANDLE_INVALID);
 	NS(f->C_SignRecoverInit(s, &m, 1));
 	NS(f->C_SignRecover(s, b, 1, b, &n));
-	NS(f->C_VerifyInit(s, &m, 1));
-	NS(f->C_Verify(s, b, 1, b, 1));
-	NS(f->C_VerifyUpdate(s, b, 1));
-	NS(f->C_VerifyFinal(s, b, 1));
 	NS(f->C_VerifyRecoverInit(s, &m, 1));
 	NS(f->C_VerifyRecover(s, b, 1, b, &n));
 	NS(f->C_DigestEncryptUpdate(s, b, 1, b, &n));
 	NS(f->C_DecryptDigestUpdate(s, b, 1, b, &n));
 	NS(f->C_SignEncryptUpdate(s, b, 1, b, &n));
 	NS(f->C_DecryptVerifyUpdate(s, b, 1, b, &n));
-	NS(f->C_GenerateKey(s, &m, NULL, 0, &o));
+	CHECK_RV(f->C_GenerateKey(s, &m, NULL, 0, &o), CKR_MECHANISM_INVALID);
 	NS(f->C_GenerateKeyPair(s, &m, NULL, 0, NULL, 0, &o, &o));
-	NS(f->C_SeedRandom(s, b, 1));
 #undef NS
 	/* The legacy parallel functions (PKCS#11 2.40 §5.17). */
 	CHECK_RV(f->C_GetFunctionStatus(s), CKR_FUNCTION_NOT_PARALLEL);
 	CHECK_RV(f->C_CancelFunction(s), CKR_FUNCTION_NOT_PARALLEL);
-	/* Offered for CKM_TANG_JWE only (test_jwe.c): other mechanisms are
-	 * invalid, and steps without an Init are not initialised. */
+	/* Mechanisms the token does not offer are invalid, and steps without
+	 * an Init are not initialised (the soft-key mechanisms themselves:
+	 * tests/unit/mech and tests/integration/test_soft.c). */
+	CHECK_RV(f->C_DigestInit(s, &m), CKR_MECHANISM_INVALID);
+	CHECK_RV(f->C_Digest(s, b, 1, b, &n), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_DigestUpdate(s, b, 1), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_DigestKey(s, 1), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_DigestFinal(s, b, &n), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_SignInit(s, &m, 1), CKR_MECHANISM_INVALID);
+	CHECK_RV(f->C_Sign(s, b, 1, b, &n), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_SignUpdate(s, b, 1), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_SignFinal(s, b, &n), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_VerifyInit(s, &m, 1), CKR_MECHANISM_INVALID);
+	CHECK_RV(f->C_Verify(s, b, 1, b, 1), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_VerifyUpdate(s, b, 1), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_VerifyFinal(s, b, 1), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK_RV(f->C_SeedRandom(s, b, 1), CKR_OK);
+	CHECK_RV(f->C_SeedRandom(s, NULL, 1), CKR_ARGUMENTS_BAD);
 	CHECK_RV(f->C_EncryptInit(s, &m, 1), CKR_MECHANISM_INVALID);
 	CHECK_RV(f->C_Encrypt(s, b, 1, b, &n), CKR_OPERATION_NOT_INITIALIZED);
 	CHECK_RV(f->C_EncryptUpdate(s, b, 1, b, &n), CKR_OPERATION_NOT_INITIALIZED);

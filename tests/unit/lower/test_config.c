@@ -121,10 +121,9 @@ static void recognised(void)
 	tp_config *cfg;
 	char *log;
 
-	/* sss and store are accepted with one warning each */
-	cfg = GOOD("{\"tokens\":[{\"label\":\"s\",\"sss\":{\"t\":1,\"pins\":{}},\"store\":\"/var/lib/x\"}]}", NULL);
+	/* sss is accepted with one warning; a store needs a tang binding */
+	cfg = GOOD("{\"tokens\":[{\"label\":\"s\",\"sss\":{\"t\":1,\"pins\":{}}}]}", NULL);
 	CHECK(cfg && cfg->tokens[0].binding == TP_BINDING_SSS);
-	CHECK(cfg && cfg->tokens[0].store && strcmp(cfg->tokens[0].store, "/var/lib/x") == 0);
 	config_free(cfg);
 	cfg = NULL;
 	{ const char *s = "{\"tokens\":[{\"label\":\"s\",\"sss\":{}}]}"; config_parse(s, strlen(s), NULL, &cfg); }
@@ -133,13 +132,23 @@ static void recognised(void)
 	free(log);
 	config_free(cfg);
 	cfg = NULL;
+	BAD("{\"tokens\":[{\"label\":\"s\",\"sss\":{},\"store\":\"/var/lib/x\"}]}", "tokens[0].store");
+	/* store, lease: used, no warning; relative store paths follow the file */
 	{
-		const char *t = TOK(",\"store\":\"/s\"");
+		const char *t = TOK(",\"store\":\"/s\",\"lease\":0");
 		config_parse(t, strlen(t), NULL, &cfg);
 		log = take_log();
-		CHECK(count(log, ": warning: ") == 1 && strstr(log, "later version"));
+		CHECK(count(log, ": warning: ") == 0);
+		CHECK(cfg && strcmp(cfg->tokens[0].store, "/s") == 0 && cfg->tokens[0].lease == 0);
 		free(log);
 		config_free(cfg);
+		cfg = NULL;
+		t = TOK(",\"store\":\"st\"");
+		config_parse(t, strlen(t), "/etc/tp/x.conf", &cfg);
+		CHECK(cfg && strcmp(cfg->tokens[0].store, "/etc/tp/st") == 0 &&
+		      cfg->tokens[0].lease == TP_DEFAULT_LEASE);
+		config_free(cfg);
+		free(take_log());
 	}
 }
 
@@ -266,6 +275,11 @@ static void invalid(void)
 	BAD(TOK(",\"timeout\":100000"), "tokens[0].timeout");
 	BAD(TOK(",\"store\":\"\""), "tokens[0].store");
 	BAD(TOK(",\"store\":true"), "tokens[0].store");
+	BAD(TOK(",\"lease\":-1"), "tokens[0].lease");
+	BAD(TOK(",\"lease\":\"5\""), "tokens[0].lease");
+	BAD(TOK(",\"lease\":86401"), "tokens[0].lease");
+	BAD("{\"tokens\":[{\"label\":\"a\",\"tang\":{\"url\":\"http://a\",\"thp\":\"zOYzludeHYukAQ7AeUBurbL_u9dZLYXNvAv1LaVmfcg\"},\"store\":\"/s\"},"
+	    "{\"label\":\"b\",\"tang\":{\"url\":\"http://a\",\"thp\":\"zOYzludeHYukAQ7AeUBurbL_u9dZLYXNvAv1LaVmfcg\"},\"store\":\"/s\"}]}", "tokens[1].store");
 	BAD(TOK(",\"sss\":{}"), "tokens[0].sss");
 	BAD("{\"tokens\":[{\"label\":\"a\",\"sss\":[]}]}", "tokens[0].sss");
 	/* the second token is named when it is the bad one */

@@ -5,6 +5,12 @@
 #include "store_test.h"
 
 #include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "store/file.h"
 
 static char *scratch;
 
@@ -644,6 +650,107 @@ static void test_temp_files(void)
 	free(dir);
 }
 
+/* HMAC (inside scrypt) pads short keys with zeros and hashes long ones:
+ * without care "1234" and "1234\0\0" would be one PIN, and a long PIN's
+ * SHA-256 would open it too.  Every distinct byte string is its own PIN. */
+static void test_pin_spellings(void)
+{
+	char *dir = new_store_dir("spellings");
+	store *st = test_create(dir, true);
+	uint8_t long_pin[100], digest[32];
+	unsigned int dlen = 0;
+
+	memset(long_pin, 'p', sizeof(long_pin));
+	CHECK(EVP_Digest(long_pin, sizeof(long_pin), digest, &dlen, EVP_sha256(), NULL) == 1);
+	CHECK_ST(test_login(st, STORE_SO, TEST_SO_PIN), STORE_OK);
+	CHECK_ST(store_init_user_pin(st, (const uint8_t *)"1234", 4), STORE_OK);
+	store_logout(st);
+	CHECK_ST(store_login(st, STORE_USER, (const uint8_t *)"1234\0\0", 6), STORE_WRONG_PIN);
+	CHECK_ST(store_login(st, STORE_USER, (const uint8_t *)"1234\0", 5), STORE_WRONG_PIN);
+	CHECK_ST(store_login(st, STORE_USER, (const uint8_t *)"1234", 4), STORE_OK);
+	store_logout(st);
+	CHECK_ST(test_login(st, STORE_SO, TEST_SO_PIN), STORE_OK);
+	CHECK_ST(store_init_user_pin(st, (const uint8_t *)"\0\0\0\0", 4), STORE_OK);
+	store_logout(st);
+	CHECK_ST(store_login(st, STORE_USER, (const uint8_t *)"", 0), STORE_WRONG_PIN);
+	CHECK_ST(store_login(st, STORE_USER, (const uint8_t *)"\0", 1), STORE_WRONG_PIN);
+	CHECK_ST(store_login(st, STORE_USER, (const uint8_t *)"\0\0\0\0", 4), STORE_OK);
+	store_logout(st);
+	CHECK_ST(test_login(st, STORE_SO, TEST_SO_PIN), STORE_OK);
+	CHECK_ST(store_init_user_pin(st, long_pin, sizeof(long_pin)), STORE_OK);
+	store_logout(st);
+	CHECK_ST(store_login(st, STORE_USER, digest, sizeof(digest)), STORE_WRONG_PIN);
+	CHECK_ST(store_login(st, STORE_USER, long_pin, sizeof(long_pin)), STORE_OK);
+	store_close(st);
+	free(dir);
+}
+
+static void *open_and_info(void *arg)
+{
+	store *st = NULL;
+	store_info info;
+
+	if (store_open(arg, &st) == STORE_OK)
+		store_get_info(st, &info);
+	store_close(st);
+	return (void *)1;
+}
+
+/* Special files planted in a store directory: a FIFO as the lock file
+ * must not block (it hung C_Initialize), a directory as the lock file
+ * refuses writes as damage, an object file that is a FIFO is skipped. */
+static void test_planted_files(void)
+{
+	char *dir = new_store_dir("planted");
+	store *st = test_create(dir, true);
+	char *lock = test_path(dir, "lock");
+	test_obj o;
+	uint8_t id[STORE_ID_LEN], id2[STORE_ID_LEN];
+	char name[STORE_OBJ_NAME_LEN + 1], *obj_path;
+	pthread_t th;
+	struct timespec deadline;
+	void *done = NULL;
+	store *other;
+
+	test_obj_init(&o, 1, false);
+	CHECK_ST(store_object_add(st, false, o.attrs, 6, id), STORE_OK);
+	test_obj_init(&o, 2, false);
+	CHECK_ST(store_object_add(st, false, o.attrs, 6, id2), STORE_OK);
+	store_close(st);
+
+	CHECK(unlink(lock) == 0 && mkfifo(lock, 0600) == 0);
+	pthread_create(&th, NULL, open_and_info, dir);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 30;   /* generous: it returns at once when right */
+	CHECK(pthread_timedjoin_np(th, &done, &deadline) == 0 && done == (void *)1);
+	if (!done) {
+		fprintf(stderr, "store_open/store_get_info blocked on a FIFO lock file\n");
+		exit(1);   /* the thread is stuck in open(): cannot clean up */
+	}
+	st = test_open(dir);
+	CHECK(test_count(st) == 2);
+	test_obj_init(&o, 3, false);
+	CHECK_ST(store_object_add(st, false, o.attrs, 6, id), STORE_DAMAGED);
+	store_close(st);
+
+	CHECK(unlink(lock) == 0 && mkdir(lock, 0700) == 0);
+	st = test_open(dir);
+	CHECK_ST(store_object_add(st, false, o.attrs, 6, id), STORE_DAMAGED);
+	store_close(st);
+	CHECK(rmdir(lock) == 0);
+
+	/* An object file replaced by a FIFO: skipped, the other one stays. */
+	file_obj_hex(id2, name);
+	obj_path = test_path(dir, name);
+	CHECK(unlink(obj_path) == 0 && mkfifo(obj_path, 0600) == 0);
+	other = test_open(dir);
+	CHECK(test_count(other) == 1);
+	store_close(other);
+	free(obj_path);
+	free(lock);
+	free(dir);
+}
+
 /* Threads sharing one handle: adds and lists interleaved. */
 typedef struct thread_arg {
 	store *st;
@@ -736,6 +843,8 @@ int main(void)
 	test_uninitialized();
 	test_lifecycle();
 	test_pins();
+	test_pin_spellings();
+	test_planted_files();
 	test_nopin();
 	test_tamper();
 	test_no_plaintext();
