@@ -38,7 +38,7 @@ static bool may_match_store(const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 		const CK_ATTRIBUTE *t = &tmpl[i];
 
 		if (t->type == CKA_CLASS && t->pValue && t->ulValueLen == sizeof(CK_ULONG)) {
-			CK_OBJECT_CLASS c = *(const CK_OBJECT_CLASS *)t->pValue;
+			CK_OBJECT_CLASS c = attrs_ulong(t);
 
 			if (c != CKO_SECRET_KEY && c != CKO_DATA && c != CKO_CERTIFICATE)
 				return false;

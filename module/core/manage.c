@@ -208,7 +208,7 @@ static CK_RV check_created(tp_object *obj)
 				      CKA_VALUE, rv);
 		/* CKA_VALUE_LEN is the token's to set; a template that gives
 		 * it anyway must agree with the value. */
-		if (vl && *(const CK_ULONG *)vl->pValue != v->ulValueLen)
+		if (vl && attrs_ulong(vl) != v->ulValueLen)
 			return refuse(OP_CREATE, "differs from the value's length", CKA_VALUE_LEN,
 				      CKR_TEMPLATE_INCONSISTENT);
 		rv = object_set_ulong(obj, CKA_VALUE_LEN, v->ulValueLen);
@@ -371,7 +371,7 @@ CK_RV manage_create(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl,
 		if (!is_valid_ulong(&tmpl[i]))
 			return refuse(OP_CREATE, "has a value of the wrong size", CKA_CLASS,
 				      CKR_ATTRIBUTE_VALUE_INVALID);
-		klass = *(const CK_OBJECT_CLASS *)tmpl[i].pValue;
+		klass = attrs_ulong(&tmpl[i]);
 		has_class = true;
 	}
 	if (!has_class)
@@ -677,7 +677,7 @@ CK_RV manage_generate(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mec
 	 * a template may repeat them, not contradict them. */
 	for (CK_ULONG i = 0; i < count; i++) {
 		if (tmpl[i].type == CKA_KEY_TYPE &&
-		    (!is_valid_ulong(&tmpl[i]) || *(const CK_KEY_TYPE *)tmpl[i].pValue != kt))
+		    (!is_valid_ulong(&tmpl[i]) || attrs_ulong(&tmpl[i]) != kt))
 			return refuse(OP_GENERATE, "contradicts the mechanism", CKA_KEY_TYPE,
 				      CKR_TEMPLATE_INCONSISTENT);
 		if (tmpl[i].type == CKA_VALUE)

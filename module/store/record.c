@@ -254,14 +254,24 @@ static store_status build_value(wbuf *b, const CK_ATTRIBUTE *a, bool nested)
 		if (len != sizeof(CK_ULONG))
 			return STORE_INVALID;
 		wbuf_u32(b, 8);
-		wbuf_u64(b, *(const CK_ULONG *)a->pValue);
+		{
+			/* an application's template may be unaligned */
+			CK_ULONG v;
+
+			memcpy(&v, a->pValue, sizeof(v));
+			wbuf_u64(b, v);
+		}
 		return STORE_OK;
 	case KIND_ULONG_ARRAY:
 		if (len % sizeof(CK_ULONG))
 			return STORE_INVALID;
 		wbuf_u32(b, (uint32_t)(len / sizeof(CK_ULONG) * 8));
-		for (size_t i = 0; i < len / sizeof(CK_ULONG); i++)
-			wbuf_u64(b, ((const CK_ULONG *)a->pValue)[i]);
+		for (size_t i = 0; i < len / sizeof(CK_ULONG); i++) {
+			CK_ULONG v;
+
+			memcpy(&v, (const uint8_t *)a->pValue + i * sizeof(v), sizeof(v));
+			wbuf_u64(b, v);
+		}
 		return STORE_OK;
 	case KIND_TEMPLATE:
 		if (nested || len % sizeof(CK_ATTRIBUTE))

@@ -958,6 +958,39 @@ static void mode_regress(void)
 		CK_RV rv = P->C_DeriveKey(s, &m, key_of(s, CKO_PRIVATE_KEY), dt, 2, &o);
 		CHECKF(rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_TEMPLATE_INCONSISTENT ||
 		       rv == CKR_MECHANISM_PARAM_INVALID, "AES key of 17 bytes: %s", tp_rv_name(rv));
+		/* C_CreateObject and C_GenerateKey (soft keys): class, key
+		 * type and value length at odd addresses */
+		CK_OBJECT_CLASS sc = CKO_SECRET_KEY;
+		CK_KEY_TYPE aes = CKK_AES;
+		CK_ULONG sixteen = 16;
+		CK_BBOOL no = CK_FALSE;
+		uint8_t value[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+		memcpy(raw + 1, &sc, sizeof sc);
+		memcpy(raw + 10, &aes, sizeof aes);
+		memcpy(raw + 19, &sixteen, sizeof sixteen);
+		CK_ATTRIBUTE ct[] = { { CKA_CLASS, raw + 1, sizeof sc },
+				      { CKA_KEY_TYPE, raw + 10, sizeof aes },
+				      { CKA_TOKEN, &no, sizeof no },
+				      { CKA_VALUE, value, sizeof value },
+				      { CKA_VALUE_LEN, raw + 19, sizeof sixteen } };
+		rv = P->C_CreateObject(s, ct, 5, &o);
+		tp_note("C_CreateObject: %s", tp_rv_name(rv));
+		CHECKF(rv == CKR_OK || rv == CKR_FUNCTION_NOT_SUPPORTED, "C_CreateObject: %s",
+		       tp_rv_name(rv));
+		if (rv == CKR_OK) {
+			CK_ATTRIBUTE ft = { CKA_CLASS, raw + 1, sizeof sc };
+			CHECK(tp_find(s, &ft, 1, h, 4) == 1);
+			CHECK_RV(P->C_DestroyObject(s, o), CKR_OK);
+		}
+		CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
+		CK_ATTRIBUTE gt[] = { { CKA_KEY_TYPE, raw + 10, sizeof aes },
+				      { CKA_VALUE_LEN, raw + 19, sizeof sixteen } };
+		rv = P->C_GenerateKey(s, &gen, gt, 2, &o);
+		CHECKF(rv == CKR_OK || rv == CKR_MECHANISM_INVALID || rv == CKR_FUNCTION_NOT_SUPPORTED,
+		       "C_GenerateKey(CKM_AES_KEY_GEN): %s", tp_rv_name(rv));
+		tp_note("C_GenerateKey: %s", tp_rv_name(rv));
+		if (rv == CKR_OK)
+			CHECK(tp_attr_ulong(s, o, CKA_VALUE_LEN) == 16);
 		free(raw);
 		CHECK_RV(P->C_Finalize(NULL), CKR_OK);
 	}
