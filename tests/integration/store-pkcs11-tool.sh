@@ -17,7 +17,7 @@ cat > "$W/conf" <<CONF
                 "store": "$STORE", "timeout": 5, "lease": 300 } ] }
 CONF
 export TANG_PKCS11_CONF=$W/conf
-M=(pkcs11-tool --module "$TANG_PKCS11_MODULE")
+M=("${TPH[@]}" pkcs11-tool --module "$TANG_PKCS11_MODULE")
 SO=so-pin-7777
 PIN=user-pin-4242
 NEWPIN=user-pin-5353
@@ -153,7 +153,7 @@ cat > "$W/nopin.conf" <<CONF
 { "tokens": [ { "label": "tang", "tang": { "url": "$TANG_URL", "thp": "$TANG_THP" },
                 "store": "$W/nopin", "pin": false } ] }
 CONF
-N=(env TANG_PKCS11_CONF="$W/nopin.conf" pkcs11-tool --module "$TANG_PKCS11_MODULE")
+N=(env TANG_PKCS11_CONF="$W/nopin.conf" "${TPH[@]}" pkcs11-tool --module "$TANG_PKCS11_MODULE")
 out=$("${N[@]}" --init-token --label tang --so-pin "$SO" 2>&1); echo "$out"
 out=$("${N[@]}" -L 2>&1); echo "$out"
 tp_check '"pin": false: protected authentication path ("PIN pad present"), initialized' \
