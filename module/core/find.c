@@ -50,12 +50,62 @@ static bool may_match_store(const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 	return true;
 }
 
+/* The search proper, under lib_lock (right after the merge of the
+ * store's objects when the search includes them). */
+typedef struct scan {
+	CK_SESSION_HANDLE hs;
+	tp_token *tok;
+	const CK_ATTRIBUTE *tmpl;
+	CK_ULONG count;
+	tp_err load_err;
+	CK_RV rv;
+} scan;
+
+static void scan_locked(tp_lib *lib, void *arg)
+{
+	scan *sc = arg;
+	tp_token *tok = sc->tok;
+	tp_session *s = session_lookup_locked(lib, sc->hs);
+
+	if (!s) {
+		/* Closed by another thread meanwhile. */
+		sc->rv = CKR_SESSION_CLOSED;
+		return;
+	}
+	s->find_busy = false;
+	free(s->found);
+	s->found = calloc(lib->n_objects + 1, sizeof(*s->found));
+	s->n_found = s->pos = 0;
+	if (!s->found) {
+		sc->rv = CKR_HOST_MEMORY;
+		return;
+	}
+	for (size_t i = 0; i < lib->n_objects; i++) {
+		const tp_object *o = lib->objects[i];
+
+		if (o->token != tok)
+			continue;
+		if (!attrs_match(o, sc->tmpl, sc->count))
+			continue;
+		if (tok->st && tok->login != CKU_USER && object_is_private(o))
+			continue;
+		s->found[s->n_found++] = o->handle;
+	}
+	/* The search still succeeds, without Tang keys; ulDeviceError says why. */
+	if (may_match_tang(sc->tmpl, sc->count))
+		s->device_error = sc->load_err;
+	s->find_active = true;
+	sc->rv = CKR_OK;
+}
+
 CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
 	CK_RV rv = CKR_GENERAL_ERROR;
 	tp_session *s;
 	tp_token *tok = NULL;
-	tp_err load_err = TP_OK;
+	scan sc = { .hs = hs, .tmpl = tmpl, .count = count, .load_err = TP_OK,
+		    .rv = CKR_GENERAL_ERROR };
+	tp_err err = TP_OK;
 
 	if (!tmpl && count)
 		return CKR_ARGUMENTS_BAD;
@@ -77,76 +127,37 @@ CK_RV find_init(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl, CK_
 	lib_unlock();
 	if (rv != CKR_OK)
 		return rv;
+	sc.tok = tok;
 
 	/* First need of the Tang keys: fetch the advertisement, unlocked. */
 	if (may_match_tang(tmpl, count))
-		load_err = token_load_keys(lib, tok);
-	for (int tries = 0;; tries++) {
-		bool with_store = tok->st && may_match_store(tmpl, count);
-		bool incomplete = false;
-
+		sc.load_err = token_load_keys(lib, tok);
+	if (tok->st && may_match_store(tmpl, count)) {
 		/* The store's objects: R through Tang when the lease ended,
-		 * then only what changed on disk is read (the store caches). */
-		if (with_store) {
-			tp_err err = TP_OK;
-
-			rv = tstore_sync(lib, tok, &err);
-			if (rv != CKR_OK) {
-				lib_lock();
-				s = session_lookup_locked(lib, hs);
-				if (s) {
-					s->find_busy = false;
-					if (err != TP_OK)
-						s->device_error = err;
-				}
-				lib_unlock();
-				return rv;
-			}
-		}
-
+		 * then only what changed on disk is read (the store caches);
+		 * the scan runs under the merge's lock, so a lease ending in
+		 * another thread cannot take the attributes away before it
+		 * (and a search never misses an object that is there). */
+		rv = tstore_sync_then(lib, tok, &err, scan_locked, &sc);
+	} else {
 		lib_lock();
 		/* LOCKED SECTION ---------------------------------------- */
-		s = session_lookup_locked(lib, hs);
-		if (!s) {
-			/* Closed by another thread meanwhile. */
-			rv = CKR_SESSION_CLOSED;
-			goto unlock;
-		}
-		free(s->found);
-		s->found = calloc(lib->n_objects + 1, sizeof(*s->found));
-		s->n_found = s->pos = 0;
-		if (!s->found) {
-			s->find_busy = false;
-			rv = CKR_HOST_MEMORY;
-			goto unlock;
-		}
-		for (size_t i = 0; i < lib->n_objects; i++) {
-			const tp_object *o = lib->objects[i];
-
-			if (o->token != tok)
-				continue;
-			/* A lease ended (in another thread) since the sync:
-			 * this object's attributes are gone; sync again. */
-			if (with_store && o->is_stored && !o->is_loaded)
-				incomplete = true;
-			if (!attrs_match(o, tmpl, count))
-				continue;
-			if (tok->st && tok->login != CKU_USER && object_is_private(o))
-				continue;
-			s->found[s->n_found++] = o->handle;
-		}
-		if (!incomplete || tries == 2)
-			break;
+		scan_locked(lib, &sc);
 		/* ------------------------------------- END LOCKED SECTION */
 		lib_unlock();
+		rv = CKR_OK;
 	}
-	s->find_busy = false;
-	/* The search still succeeds, without Tang keys; ulDeviceError says why. */
-	if (may_match_tang(tmpl, count))
-		s->device_error = load_err;
-	s->find_active = true;
-	rv = CKR_OK;
-unlock:
+	if (rv == CKR_OK)
+		return sc.rv;
+	/* The sync failed: the scan did not run. */
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	s = session_lookup_locked(lib, hs);
+	if (s) {
+		s->find_busy = false;
+		if (err != TP_OK)
+			s->device_error = err;
+	}
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
 	return rv;

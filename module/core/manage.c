@@ -273,12 +273,8 @@ static CK_RV write_new(tp_lib *lib, CK_SESSION_HANDLE hs, tp_token *tok, tp_obje
 		return rv;
 	}
 	store_object_get(tok->st, id, &so);
-	lib_lock();
-	/* LOCKED SECTION ------------------------------------------------ */
-	rv = tstore_show_locked(lib, tok, id, is_private, obj->attrs, obj->n_attrs,
-				so ? so->stamp : 0, out);
-	/* --------------------------------------------- END LOCKED SECTION */
-	lib_unlock();
+	rv = tstore_show(lib, tok, id, is_private, obj->attrs, obj->n_attrs,
+			 so ? so->stamp : 0, out);
 	store_object_release(so);
 	return rv;
 }
@@ -518,12 +514,8 @@ CK_RV manage_set(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho,
 	if (rv != CKR_OK)
 		goto out;
 	store_object_get(info.token->st, info.sid, &so);
-	lib_lock();
-	/* LOCKED SECTION ------------------------------------------------ */
-	rv = tstore_show_locked(lib, info.token, info.sid, info.is_private, copy->attrs,
-				copy->n_attrs, so ? so->stamp : 0, &h);
-	/* --------------------------------------------- END LOCKED SECTION */
-	lib_unlock();
+	rv = tstore_show(lib, info.token, info.sid, info.is_private, copy->attrs,
+			 copy->n_attrs, so ? so->stamp : 0, &h);
 	store_object_release(so);
 out:
 	if (rv == CKR_DEVICE_ERROR && err != TP_OK) {
@@ -596,12 +588,8 @@ CK_RV manage_destroy(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho)
 		/* Removed by another process meanwhile: gone all the same. */
 		if (rv == CKR_OK)
 			rv = st == STORE_NOT_FOUND ? CKR_OBJECT_HANDLE_INVALID : tstore_rv(st);
-		if (rv == CKR_OK || st == STORE_NOT_FOUND) {
-			lib_lock();
-			gone = tstore_unshow_locked(lib, tok, sid);
-			lib_unlock();
-			object_free(gone);
-		}
+		if (rv == CKR_OK || st == STORE_NOT_FOUND)
+			tstore_unshow(lib, tok, sid);
 	}
 	if (err != TP_OK) {
 		lib_lock();

@@ -41,6 +41,17 @@ struct tp_token {
 	 * inside them. */
 	pthread_mutex_t login_mu;
 	bool has_login_mu;
+	/* Orders the changes of `stored` (core/tstore.c): a sync holds it
+	 * from listing the store to merging the list, a create, copy, set
+	 * or destroy while it shows what it wrote, a wipe while it forgets
+	 * R and unloads.  So a list taken before a write is never merged
+	 * after the write was shown (it would drop or resurrect the object,
+	 * or bring back old attributes), and no list taken with R is merged
+	 * after the wipe.  Held across the store's file reads, never across
+	 * the network; taken after login_mu, before lib_lock and the store's
+	 * own mutex, never inside them. */
+	pthread_mutex_t view_mu;
+	bool has_view_mu;
 	bool has_lease;
 	double lease_end;            /* monotonic seconds */
 	/* The store with this id failed to authenticate under the root

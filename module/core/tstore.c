@@ -30,6 +30,9 @@ CK_RV tstore_open(tp_token *tok)
 	if (pthread_mutex_init(&tok->login_mu, NULL) != 0)
 		return CKR_HOST_MEMORY;
 	tok->has_login_mu = true;
+	if (pthread_mutex_init(&tok->view_mu, NULL) != 0)
+		return CKR_HOST_MEMORY;
+	tok->has_view_mu = true;
 	if (!tok->cfg->store)
 		return CKR_OK;
 	/* Reads the metadata only: a damaged or newer store is still a
@@ -65,6 +68,9 @@ void tstore_close(tp_token *tok)
 	if (tok->has_login_mu)
 		pthread_mutex_destroy(&tok->login_mu);
 	tok->has_login_mu = false;
+	if (tok->has_view_mu)
+		pthread_mutex_destroy(&tok->view_mu);
+	tok->has_view_mu = false;
 }
 
 CK_RV tstore_rv(store_status s)
@@ -237,7 +243,7 @@ static tp_object *stored_new(tp_token *tok, const uint8_t id[STORE_ID_LEN])
 	return o;
 }
 
-CK_RV tstore_show_locked(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN],
+static CK_RV show_locked(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN],
 			 bool is_private, const CK_ATTRIBUTE *attrs, size_t n,
 			 uint64_t stamp, CK_OBJECT_HANDLE *handle)
 {
@@ -271,7 +277,7 @@ CK_RV tstore_show_locked(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_L
 	return CKR_OK;
 }
 
-tp_object *tstore_unshow_locked(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN])
+static tp_object *unshow_locked(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN])
 {
 	bool found;
 	size_t i = stored_index_locked(tok, id, &found);
@@ -285,6 +291,37 @@ tp_object *tstore_unshow_locked(tp_lib *lib, tp_token *tok, const uint8_t id[STO
 	o->is_doomed = true;
 	object_unlink_doomed_locked(lib);
 	return o;
+}
+
+CK_RV tstore_show(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN],
+		  bool is_private, const CK_ATTRIBUTE *attrs, size_t n,
+		  uint64_t stamp, CK_OBJECT_HANDLE *handle)
+{
+	CK_RV rv;
+
+	/* After any sync that listed the store before this write merged. */
+	pthread_mutex_lock(&tok->view_mu);
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	rv = show_locked(lib, tok, id, is_private, attrs, n, stamp, handle);
+	/* --------------------------------------------- END LOCKED SECTION */
+	lib_unlock();
+	pthread_mutex_unlock(&tok->view_mu);
+	return rv;
+}
+
+void tstore_unshow(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN])
+{
+	tp_object *gone;
+
+	pthread_mutex_lock(&tok->view_mu);
+	lib_lock();
+	/* LOCKED SECTION ------------------------------------------------ */
+	gone = unshow_locked(lib, tok, id);
+	/* --------------------------------------------- END LOCKED SECTION */
+	lib_unlock();
+	pthread_mutex_unlock(&tok->view_mu);
+	object_free(gone);
 }
 
 /* Merges the store's sorted list into tok->stored (sorted too): objects
@@ -348,51 +385,79 @@ static CK_RV merge_locked(tp_lib *lib, tp_token *tok, store_object **objs, size_
 	return rv;
 }
 
-static CK_RV merge(tp_lib *lib, tp_token *tok, store_object **objs, size_t n)
+/* Under view_mu: merges objs (with_list) and, if that worked, runs then
+ * under the same lib_lock. */
+static CK_RV merge_then(tp_lib *lib, tp_token *tok, bool with_list, store_object **objs,
+			size_t n, tstore_then_fn then, void *arg)
 {
-	CK_RV rv;
+	CK_RV rv = CKR_OK;
 	tp_object **gone = NULL;
 	size_t n_gone = 0;
 
 	lib_lock();
 	/* LOCKED SECTION ------------------------------------------------ */
-	rv = merge_locked(lib, tok, objs, n, &gone, &n_gone);
+	if (with_list)
+		rv = merge_locked(lib, tok, objs, n, &gone, &n_gone);
+	if (rv == CKR_OK && then)
+		then(lib, arg);
 	/* --------------------------------------------- END LOCKED SECTION */
 	lib_unlock();
 	object_free_all(gone, n_gone);
 	return rv;
 }
 
-CK_RV tstore_sync(tp_lib *lib, tp_token *tok, tp_err *dev_err)
+CK_RV tstore_sync_then(tp_lib *lib, tp_token *tok, tp_err *dev_err, tstore_then_fn then,
+		       void *arg)
 {
 	CK_RV rv;
 	store_status s = STORE_OK;
 	store_object **objs = NULL;
 	size_t n = 0;
+	bool held = false;
 
 	*dev_err = TP_OK;
 	if (!tok->st)
-		return CKR_OK;
+		return merge_then(lib, tok, false, NULL, 0, then, arg);
 	rv = tstore_state(tok);
 	if (rv != CKR_OK) {
 		/* Uninitialized: no objects.  Damaged or newer: none shown. */
-		merge(lib, tok, NULL, 0);
-		return rv == CKR_USER_PIN_NOT_INITIALIZED ? CKR_OK : rv;
+		bool none = rv == CKR_USER_PIN_NOT_INITIALIZED;
+		CK_RV mrv;
+
+		pthread_mutex_lock(&tok->view_mu);
+		mrv = merge_then(lib, tok, true, NULL, 0, none ? then : NULL, arg);
+		pthread_mutex_unlock(&tok->view_mu);
+		return none ? mrv : rv;
 	}
 	for (int tries = 0; tries < 2; tries++) {
+		/* The network, if R must be recovered: view_mu not held. */
 		rv = tstore_root(tok, dev_err);
 		if (rv != CKR_OK)
 			return rv;
+		/* From the list to its merge, no write is shown and no wipe
+		 * happens (view_mu): the list is never older than the table
+		 * it is merged into. */
+		pthread_mutex_lock(&tok->view_mu);
+		held = true;
 		s = store_objects_list(tok->st, &objs, &n);
 		/* The lease ended in another thread meanwhile: once more. */
 		if (s != STORE_NO_KEY)
 			break;
+		pthread_mutex_unlock(&tok->view_mu);
+		held = false;
 	}
 	rv = tstore_rv(s);
 	if (rv == CKR_OK)
-		rv = merge(lib, tok, objs, n);
+		rv = merge_then(lib, tok, true, objs, n, then, arg);
+	if (held)
+		pthread_mutex_unlock(&tok->view_mu);
 	store_objects_release(objs, n);
 	return rv;
+}
+
+CK_RV tstore_sync(tp_lib *lib, tp_token *tok, tp_err *dev_err)
+{
+	return tstore_sync_then(lib, tok, dev_err, NULL, NULL);
 }
 
 /* ---- lease ------------------------------------------------------------ */
@@ -458,8 +523,11 @@ void tstore_tick(tp_lib *lib)
 		pthread_mutex_unlock(&tok->lease_mu);
 		if (!expired)
 			continue;
+		/* Not between a sync's list and its merge. */
+		pthread_mutex_lock(&tok->view_mu);
 		store_forget(tok->st);
 		unload_all(lib, tok, false);
+		pthread_mutex_unlock(&tok->view_mu);
 		log_debug("token \"%s\": lease ended; root secret and objects wiped",
 			  tok->cfg->label);
 	}
@@ -472,8 +540,10 @@ void tstore_drop(tp_lib *lib, tp_token *tok, bool drop_private)
 	pthread_mutex_lock(&tok->lease_mu);
 	tok->has_lease = false;
 	pthread_mutex_unlock(&tok->lease_mu);
+	pthread_mutex_lock(&tok->view_mu);
 	store_forget(tok->st);
 	unload_all(lib, tok, drop_private);
+	pthread_mutex_unlock(&tok->view_mu);
 }
 
 CK_RV tstore_prepare(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE h1,

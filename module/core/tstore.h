@@ -56,6 +56,13 @@ void tstore_drop(tp_lib *lib, tp_token *tok, bool drop_private);
  * new, changed and removed objects (only changed files are read: the store
  * caches).  CKR_OK without a store or with an uninitialized one. */
 CK_RV tstore_sync(tp_lib *lib, tp_token *tok, tp_err *dev_err);
+/* tstore_sync, then, when it returns CKR_OK (also without a store or with
+ * an uninitialized one), then(lib, arg) under the lib_lock of the merge:
+ * no wipe and no other thread's write comes between, so every stored
+ * object then sees has its attributes (a search needs no retry). */
+typedef void (*tstore_then_fn)(tp_lib *lib, void *arg);
+CK_RV tstore_sync_then(tp_lib *lib, tp_token *tok, tp_err *dev_err, tstore_then_fn then,
+		       void *arg);
 
 /* Before an entry point uses object handles (0 = none): if one names a
  * stored object whose attributes the lease took away, recover and sync.
@@ -66,12 +73,15 @@ CK_RV tstore_prepare(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE h1,
 
 /* Shows a stored object this process just wrote (id, is_private, attrs)
  * or replaces the attributes of the one shown; *handle gets its handle.
- * Under lib_lock. */
-CK_RV tstore_show_locked(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN],
-			 bool is_private, const CK_ATTRIBUTE *attrs, size_t n,
-			 uint64_t stamp, CK_OBJECT_HANDLE *handle);
-/* Unlinks the stored object with id (removed from the store); returns it
- * for the caller to free outside the lock, or NULL. */
-tp_object *tstore_unshow_locked(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN]);
+ * Call it after the write returned, with no lock held: it takes the
+ * token's view_mu, so a sync that listed the store before the write is
+ * merged before it, never after (which would drop the new object or
+ * bring back old attributes). */
+CK_RV tstore_show(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN],
+		  bool is_private, const CK_ATTRIBUTE *attrs, size_t n,
+		  uint64_t stamp, CK_OBJECT_HANDLE *handle);
+/* Unlinks and frees the stored object with id (removed from the store),
+ * if shown.  No lock held; ordered with syncs as tstore_show. */
+void tstore_unshow(tp_lib *lib, tp_token *tok, const uint8_t id[STORE_ID_LEN]);
 
 #endif

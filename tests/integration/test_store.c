@@ -23,7 +23,9 @@
  *   rotate     tangd-rotate-keys: the store still opens (hidden key), and
  *              C_InitToken seals anew to the new key
  *   threads    4 threads create, find, read and destroy token objects at
- *              once while a 0-second lease runs out under them
+ *              once while a 0-second lease runs out under them; creators
+ *              racing threads that search all the time: every object keeps
+ *              the handle C_CreateObject gave, none comes back destroyed
  *   damaged    truncated, newer-format and MAC-damaged metadata:
  *              C_GetTokenInfo answers, C_OpenSession (or the first use)
  *              CKR_TOKEN_NOT_RECOGNIZED, files byte-identical; a damaged
@@ -1176,6 +1178,129 @@ static void *thread_worker(void *arg)
 	return (void *)(intptr_t)bad;
 }
 
+/* Searches racing writes: finder threads sync the store's objects into
+ * the handle table all the time (C_FindObjectsInit lists the store, then
+ * merges the list) while creator threads create, read, find and destroy
+ * token objects.  A list taken before a create (or a destroy) and merged
+ * after it must not undo it: the new object keeps the handle
+ * C_CreateObject returned, a destroyed one does not come back. */
+#define FINDERS 3
+#define CREATORS 3
+#define PER_CREATOR 40
+static int finders_stop;
+
+static void *finder(void *arg)
+{
+	CK_SESSION_HANDLE s = 0;
+	CK_OBJECT_CLASS data = CKO_DATA;
+	CK_ATTRIBUTE t = { CKA_CLASS, &data, sizeof data };
+	intptr_t bad = 0;
+
+	(void)arg;
+	if (P->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+		return (void *)1;
+	while (!__atomic_load_n(&finders_stop, __ATOMIC_ACQUIRE)) {
+		CK_OBJECT_HANDLE h[64];
+		CK_ULONG got = 0;
+		CK_RV rv = P->C_FindObjectsInit(s, &t, 1);
+
+		if (rv != CKR_OK) {
+			printf("# finder: C_FindObjectsInit %s\n", tp_rv_name(rv));
+			bad++;
+			continue;
+		}
+		rv = P->C_FindObjects(s, h, 64, &got);
+		if (rv != CKR_OK) {
+			printf("# finder: C_FindObjects %s\n", tp_rv_name(rv));
+			bad++;
+		}
+		P->C_FindObjectsFinal(s);
+	}
+	P->C_CloseSession(s);
+	return (void *)bad;
+}
+
+static void *creator(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	CK_SESSION_HANDLE s = 0;
+	intptr_t bad = 0;
+
+	if (P->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s) != CKR_OK)
+		return (void *)1;
+	for (int j = 0; j < PER_CREATOR; j++) {
+		char label[32], value[32];
+		CK_OBJECT_HANDLE h = 0, h2 = 0;
+		CK_RV rv;
+
+		snprintf(label, sizeof label, "r%d-%d", id, j);
+		snprintf(value, sizeof value, "race-%d-%d", id, j);
+		rv = make_data(s, label, value, true, false, &h);
+		if (rv != CKR_OK) {
+			printf("# creator %d: C_CreateObject %s\n", id, tp_rv_name(rv));
+			bad++;
+			continue;
+		}
+		if (!value_is(s, h, value, strlen(value))) {
+			printf("# creator %d: %s: value not readable through its handle\n", id, label);
+			bad++;
+		}
+		if (find_label(s, label, &h2) != 1 || h2 != h) {
+			printf("# creator %d: %s not found under its handle\n", id, label);
+			bad++;
+		}
+		rv = P->C_DestroyObject(s, h);
+		if (rv != CKR_OK) {
+			printf("# creator %d: %s: C_DestroyObject %s\n", id, label, tp_rv_name(rv));
+			bad++;
+		}
+		if (find_label(s, label, NULL) != 0) {
+			printf("# creator %d: %s found after C_DestroyObject\n", id, label);
+			bad++;
+		}
+	}
+	P->C_CloseSession(s);
+	return (void *)bad;
+}
+
+static void sync_race(void)
+{
+	pthread_t f[FINDERS], c[CREATORS];
+	CK_SESSION_HANDLE s;
+	int bad = 0;
+
+	tp_case_begin("searches racing creates and destroys: no handle lost, nothing resurrected");
+	s = open_rw();
+	__atomic_store_n(&finders_stop, 0, __ATOMIC_RELEASE);
+	for (int i = 0; i < FINDERS; i++)
+		REQUIRE(pthread_create(&f[i], NULL, finder, NULL) == 0);
+	for (int i = 0; i < CREATORS; i++)
+		REQUIRE(pthread_create(&c[i], NULL, creator, (void *)(intptr_t)i) == 0);
+	for (int i = 0; i < CREATORS; i++) {
+		void *r = NULL;
+
+		pthread_join(c[i], &r);
+		bad += (int)(intptr_t)r;
+	}
+	__atomic_store_n(&finders_stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < FINDERS; i++) {
+		void *r = NULL;
+
+		pthread_join(f[i], &r);
+		bad += (int)(intptr_t)r;
+	}
+	CHECKF(bad == 0, "%d failed calls in the threads", bad);
+	/* Every creator destroyed what it made. */
+	for (int i = 0; i < CREATORS; i++) {
+		char label[32];
+
+		snprintf(label, sizeof label, "r%d-0", i);
+		CHECK(find_label(s, label, NULL) == 0);
+	}
+	CHECK_RV(P->C_CloseSession(s), CKR_OK);
+	tp_case_end();
+}
+
 /* Several threads of one process use the store at once, with a lease of
  * 0 s running out under them all the time (ASan/valgrind find races on
  * memory; the calls must not fail for it). */
@@ -1265,6 +1390,7 @@ static void threads(void)
 	CHECK(tp_server_posts() - posts >= 2);
 	CHECK(tp_find(s, &by_class, 1, all, THREADS * PER_THREAD) ==
 	      THREADS * (PER_THREAD - PER_THREAD / 5));
+	sync_race();
 	login_race();
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
 }
