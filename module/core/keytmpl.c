@@ -90,8 +90,6 @@ CK_RV keytmpl_build(tp_token *tok, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmp
 {
 	CK_RV rv = CKR_HOST_MEMORY;
 	tp_object *obj = object_new(CKO_SECRET_KEY, tok, hs);
-	const tp_attr_rule *rules;
-	size_t n_rules = 0;
 
 	if (!obj)
 		goto out;
@@ -104,17 +102,8 @@ CK_RV keytmpl_build(tp_token *tok, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmp
 		else
 			rv = object_set(obj, tmpl[i].type, tmpl[i].pValue, tmpl[i].ulValueLen);
 	}
-	rules = attr_rules(CKO_SECRET_KEY, &n_rules);
-	for (size_t i = 0; i < n_rules && rv == CKR_OK; i++) {
-		if (!(rules[i].flags & TP_ATTR_DEFAULT) || object_get(obj, rules[i].type))
-			continue;
-		if (rules[i].kind == TP_KIND_BOOL)
-			rv = object_set_bool(obj, rules[i].type, rules[i].dflt);
-		else if (rules[i].kind == TP_KIND_ULONG)
-			rv = object_set_ulong(obj, rules[i].type, rules[i].dflt);
-		else
-			rv = object_set(obj, rules[i].type, NULL, 0);
-	}
+	if (rv == CKR_OK)
+		rv = object_set_defaults(obj);
 	if (rv == CKR_OK)
 		rv = object_set_ulong(obj, CKA_KEY_TYPE, req->key_type);
 	if (rv == CKR_OK)

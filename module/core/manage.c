@@ -127,25 +127,6 @@ static CK_RV apply(tp_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG n, tmpl_op
 	return rv;
 }
 
-static CK_RV set_defaults(tp_object *obj)
-{
-	CK_RV rv = CKR_OK;
-	size_t n = 0;
-	const tp_attr_rule *rules = attr_rules(obj->klass, &n);
-
-	for (size_t i = 0; i < n && rv == CKR_OK; i++) {
-		if (!(rules[i].flags & TP_ATTR_DEFAULT) || object_get(obj, rules[i].type))
-			continue;
-		if (rules[i].kind == TP_KIND_BOOL)
-			rv = object_set_bool(obj, rules[i].type, rules[i].dflt);
-		else if (rules[i].kind == TP_KIND_ULONG)
-			rv = object_set_ulong(obj, rules[i].type, rules[i].dflt);
-		else
-			rv = object_set(obj, rules[i].type, NULL, 0);
-	}
-	return rv;
-}
-
 static CK_ULONG get_ulong(const tp_object *obj, CK_ATTRIBUTE_TYPE type, CK_ULONG dflt)
 {
 	const CK_ATTRIBUTE *a = object_get(obj, type);
@@ -386,7 +367,7 @@ CK_RV manage_create(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_ATTRIBUTE *tmpl,
 	if (rv == CKR_OK)
 		rv = private_default(obj, tmpl, count);
 	if (rv == CKR_OK)
-		rv = set_defaults(obj);
+		rv = object_set_defaults(obj);
 	if (rv == CKR_OK)
 		rv = check_created(obj);
 	if (rv != CKR_OK) {
@@ -687,7 +668,7 @@ CK_RV manage_generate(tp_lib *lib, CK_SESSION_HANDLE hs, const CK_MECHANISM *mec
 	if (rv == CKR_OK)
 		rv = private_default(obj, tmpl, count);
 	if (rv == CKR_OK)
-		rv = set_defaults(obj);
+		rv = object_set_defaults(obj);
 	if (rv != CKR_OK)
 		goto fail;
 	sensitive = object_bool(obj, CKA_SENSITIVE);

@@ -350,3 +350,22 @@ CK_RV object_get_attributes(tp_lib *lib, CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE 
 	lib_unlock();
 	return rv;
 }
+
+CK_RV object_set_defaults(tp_object *obj)
+{
+	CK_RV rv = CKR_OK;
+	size_t n = 0;
+	const tp_attr_rule *rules = attr_rules(obj->klass, &n);
+
+	for (size_t i = 0; i < n && rv == CKR_OK; i++) {
+		if (!(rules[i].flags & TP_ATTR_DEFAULT) || object_get(obj, rules[i].type))
+			continue;
+		if (rules[i].kind == TP_KIND_BOOL)
+			rv = object_set_bool(obj, rules[i].type, rules[i].dflt);
+		else if (rules[i].kind == TP_KIND_ULONG)
+			rv = object_set_ulong(obj, rules[i].type, rules[i].dflt);
+		else
+			rv = object_set(obj, rules[i].type, NULL, 0);
+	}
+	return rv;
+}

@@ -41,6 +41,8 @@ void object_free(tp_object *obj);
 CK_RV object_set(tp_object *obj, CK_ATTRIBUTE_TYPE type, const void *value, CK_ULONG len);
 CK_RV object_set_bool(tp_object *obj, CK_ATTRIBUTE_TYPE type, bool value);
 CK_RV object_set_ulong(tp_object *obj, CK_ATTRIBUTE_TYPE type, CK_ULONG value);
+/* Every default of obj's class (core/attr_rules.c) it does not have yet. */
+CK_RV object_set_defaults(tp_object *obj);
 const CK_ATTRIBUTE *object_get(const tp_object *obj, CK_ATTRIBUTE_TYPE type);
 bool object_bool(const tp_object *obj, CK_ATTRIBUTE_TYPE type);
 
