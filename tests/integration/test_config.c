@@ -530,8 +530,9 @@ static void case_adv_signatures(const void *arg)
 	/* A second current signing key: /adv is now signed twice (general form). */
 	snprintf(cmd, sizeof cmd,
 		 "set -e; cd '%s'; jose jwk gen -i '{\"alg\":\"ES512\"}' -o sig2.tmp; "
-		 "mv sig2.tmp \"$(jose jwk thp -i sig2.tmp -a S256).jwk.new\"; "
-		 "for f in *.jwk.new; do mv \"$f\" \"${f%%.new}\"; echo \"${f%%.jwk.new}\" > '%s/sig2.thp'; done",
+		 /* "--": a thumbprint may begin with '-' (base64url). */
+		 "mv -- sig2.tmp \"$(jose jwk thp -i sig2.tmp -a S256).jwk.new\"; "
+		 "for f in *.jwk.new; do mv -- \"$f\" \"${f%%.new}\"; echo \"${f%%.jwk.new}\" > '%s/sig2.thp'; done",
 		 db, tmp);
 	REQUIRE(system(cmd) == 0);
 	json_t *gen = fetch_adv("two signing keys");

@@ -565,7 +565,7 @@ static int mode_two_keys(void)
 	const char *db = tp_env("TANG_DB");
 	snprintf(cmd, sizeof cmd,
 		 "set -e; cd '%s'; jose jwk gen -i '{\"alg\":\"ECMR\"}' -o new.tmp; "
-		 "mv new.tmp \"$(jose jwk thp -i new.tmp -a S256).jwk\"", db);
+		 "mv -- new.tmp \"$(jose jwk thp -i new.tmp -a S256).jwk\"", db);
 	REQUIRE(system(cmd) == 0);
 	tp_server_key keys[4];
 	int nk = tp_server_keys(keys, 4, false);

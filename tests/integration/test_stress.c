@@ -247,7 +247,11 @@ int main(void)
 	double tf = tp_now();
 	CHECK_RV(P->C_Finalize(NULL), CKR_OK);
 	tf = tp_now() - tf;
-	CHECKF(tf < 1.0, "C_Finalize took %.2f s with operations in flight", tf);
+	/* Prompt: well under the token's timeout.  Under valgrind every
+	 * instruction is ~50 times slower; the bound is then only "no hang". */
+	double bound = getenv("TP_UNDER_VALGRIND") ? 120.0 : 1.0;
+	CHECKF(tf < bound, "C_Finalize took %.2f s with operations in flight (bound %.0f s)", tf,
+	       bound);
 	usleep(200000);
 	atomic_store(&stop_all, 1);
 	for (int i = 0; i < THREADS; i++)
