@@ -39,6 +39,11 @@ static pthread_mutex_t note_lock = PTHREAD_MUTEX_INITIALIZER;
  * under it, or shares its session. */
 static bool allowed(CK_RV rv)
 {
+	/* Under valgrind (~50 times slower, 8 threads) an exchange can run
+	 * past the token's timeout: CKR_DEVICE_ERROR, the documented code
+	 * for it.  Everywhere else the server answers in time. */
+	if (rv == CKR_DEVICE_ERROR && getenv("TP_UNDER_VALGRIND"))
+		return true;
 	return rv == CKR_OK || rv == CKR_CRYPTOKI_NOT_INITIALIZED ||
 	       rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
 	       rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID ||
